@@ -1,0 +1,7 @@
+"""The algorithms: each a config preset of the shared learner and loop."""
+
+from dpgkit.algos.base import ALGORITHMS, Agent
+from dpgkit.algos.ddpg import DDPG
+from dpgkit.algos.td3 import TD3
+
+__all__ = ["ALGORITHMS", "Agent", "DDPG", "TD3"]

@@ -1,0 +1,195 @@
+"""The learner state and the one update shared by DDPG and TD3 (and, by settings, the rest of the family)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from dpgkit.learn.losses import critic_mse_loss, dpg_actor_loss
+from dpgkit.learn.targets import clipped_double_q, smoothed_target_action, td_target
+from dpgkit.nets import Actor, Critic
+
+Params = Any
+
+
+class Batch(NamedTuple):
+    """A batch of transitions; discount = gamma^m (1 - terminated), m the steps in the return."""
+
+    obs: Any
+    action: jax.Array
+    reward: jax.Array
+    discount: jax.Array
+    next_obs: Any
+
+
+class LearnerState(NamedTuple):
+    """Everything the learner updates: online and target networks, optimizer states and its RNG key."""
+
+    actor: Params
+    critic: Params
+    target_actor: Params
+    target_critic: Params
+    actor_opt: optax.OptState
+    critic_opt: optax.OptState
+    key: jax.Array
+
+
+@dataclass(frozen=True)
+class LearnerSpec:
+    """Static settings of the update (hashable; a change means a new compilation)."""
+
+    action_dim: int
+    hidden: tuple[int, ...] = (256, 256)
+    critic_action_layer: int = 0
+    final_init: float = 0.0
+    num_critics: int = 2
+    policy_delay: int = 2
+    target_noise: float = 0.2
+    target_noise_clip: float = 0.5
+    tau: float = 0.005
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    critic_l2: float = 0.0
+
+    @property
+    def actor(self) -> Actor:
+        """The actor module."""
+        return Actor(self.hidden, self.action_dim, self.final_init)
+
+    @property
+    def critic(self) -> Critic:
+        """The critic module (one of the ensemble)."""
+        return Critic(self.hidden, self.critic_action_layer, self.final_init)
+
+    @property
+    def actor_optimizer(self) -> optax.GradientTransformation:
+        """Adam for the actor."""
+        return optax.adam(self.actor_lr)
+
+    @property
+    def critic_optimizer(self) -> optax.GradientTransformation:
+        """Adam for the critics, with L2 weight decay on the kernels added to the gradient when critic_l2 > 0."""
+        adam = optax.adam(self.critic_lr)
+        if self.critic_l2 == 0.0:
+            return adam
+        return optax.chain(optax.add_decayed_weights(self.critic_l2, mask=kernel_mask), adam)
+
+
+def kernel_mask(params):
+    """True for weight matrices, False for biases."""
+    return jax.tree_util.tree_map_with_path(lambda path, _: path[-1].key == "kernel", params)
+
+
+def critic_values(spec: LearnerSpec, critic_params, obs, action):
+    """Q_i(s, a) of every critic, shape (num_critics, batch): one fused, vmapped evaluation."""
+    return jax.vmap(spec.critic.apply, in_axes=(0, None, None))(critic_params, obs, action)
+
+
+def first_critic(critic_params):
+    """Parameters of critic 1, through which the actor is trained."""
+    return jax.tree_util.tree_map(lambda p: p[0], critic_params)
+
+
+def init_learner(spec: LearnerSpec, key, obs_example) -> LearnerState:
+    """Fresh networks (targets equal to the online networks) and optimizer states."""
+    key, actor_key, critic_key = jax.random.split(key, 3)
+    action_example = jnp.zeros(obs_example.shape[:-1] + (spec.action_dim,), jnp.float32)
+    actor = spec.actor.init(actor_key, obs_example)
+    critic_keys = jax.random.split(critic_key, spec.num_critics)
+    critic = jax.vmap(spec.critic.init, in_axes=(0, None, None))(critic_keys, obs_example, action_example)
+    return LearnerState(
+        actor=actor,
+        critic=critic,
+        target_actor=actor,
+        target_critic=critic,
+        actor_opt=spec.actor_optimizer.init(actor),
+        critic_opt=spec.critic_optimizer.init(critic),
+        key=key,
+    )
+
+
+def polyak(target, online, tau: float):
+    """theta' <- tau theta + (1 - tau) theta'."""
+    return jax.tree_util.tree_map(lambda t, o: t + tau * (o - t), target, online)
+
+
+def critic_target(spec: LearnerSpec, state: LearnerState, batch: Batch, key):
+    """y = r + discount * min_i Q'_i(s', smoothed mu'(s'))."""
+    next_action = smoothed_target_action(
+        spec.actor.apply(state.target_actor, batch.next_obs), key, spec.target_noise, spec.target_noise_clip
+    )
+    next_q = critic_values(spec, state.target_critic, batch.next_obs, next_action)
+    return td_target(batch.reward, batch.discount, clipped_double_q(next_q))
+
+
+def critic_step(spec: LearnerSpec, state: LearnerState, batch: Batch, key):
+    """One gradient step of every critic towards the shared target; returns (state, loss)."""
+    target = critic_target(spec, state, batch, key)
+
+    def loss_fn(critic):
+        return critic_mse_loss(critic_values(spec, critic, batch.obs, batch.action), target)
+
+    loss, grads = jax.value_and_grad(loss_fn)(state.critic)
+    updates, critic_opt = spec.critic_optimizer.update(grads, state.critic_opt, state.critic)
+    critic = optax.apply_updates(state.critic, updates)
+    return state._replace(critic=critic, critic_opt=critic_opt), loss
+
+
+def actor_step(spec: LearnerSpec, state: LearnerState, batch: Batch):
+    """One DPG step of the actor through critic 1, then Polyak updates of both targets."""
+    critic = first_critic(state.critic)
+
+    def loss_fn(actor):
+        return dpg_actor_loss(spec.critic.apply(critic, batch.obs, spec.actor.apply(actor, batch.obs)))
+
+    loss, grads = jax.value_and_grad(loss_fn)(state.actor)
+    updates, actor_opt = spec.actor_optimizer.update(grads, state.actor_opt, state.actor)
+    actor = optax.apply_updates(state.actor, updates)
+    state = state._replace(
+        actor=actor,
+        actor_opt=actor_opt,
+        target_actor=polyak(state.target_actor, actor, spec.tau),
+        target_critic=polyak(state.target_critic, state.critic, spec.tau),
+    )
+    return state, loss
+
+
+def update_step(spec: LearnerSpec, state: LearnerState, batch: Batch, update_index):
+    """Critic step, then (every policy_delay-th update) actor and target step; returns (state, metrics)."""
+    key, target_key = jax.random.split(state.key)
+    state, critic_loss = critic_step(spec, state._replace(key=key), batch, target_key)
+    is_actor_step = (update_index + 1) % spec.policy_delay == 0
+    if spec.policy_delay == 1:
+        state, actor_loss = actor_step(spec, state, batch)
+    else:
+        state, actor_loss = jax.lax.cond(
+            is_actor_step,
+            lambda s: actor_step(spec, s, batch),
+            lambda s: (s, jnp.zeros((), jnp.float32)),
+            state,
+        )
+    metrics = {"critic_loss": critic_loss, "actor_loss": actor_loss, "actor_updated": is_actor_step}
+    return state, metrics
+
+
+def update_block(spec: LearnerSpec, state: LearnerState, batches: Batch, first_update):
+    """K updates in one lax.scan over batches stacked on axis 0; first_update is the global update index."""
+
+    def body(state, xs):
+        batch, index = xs
+        return update_step(spec, state, batch, index)
+
+    count = jax.tree_util.tree_leaves(batches)[0].shape[0]
+    indices = first_update + jnp.arange(count)
+    state, metrics = jax.lax.scan(body, state, (batches, indices))
+    actor_steps = jnp.sum(metrics["actor_updated"])
+    summary = {
+        "critic_loss": jnp.mean(metrics["critic_loss"]),
+        "actor_loss_sum": jnp.sum(jnp.where(metrics["actor_updated"], metrics["actor_loss"], 0.0)),
+        "actor_steps": actor_steps,
+    }
+    return state, summary

@@ -1,0 +1,5 @@
+"""Flax modules: actor and critic networks."""
+
+from dpgkit.nets.mlp import Actor, Critic
+
+__all__ = ["Actor", "Critic"]

@@ -1,0 +1,246 @@
+"""The training loop: collect -> replay -> learn -> evaluate -> log -> checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import pathlib
+import time
+from collections.abc import Callable
+
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dpgkit import __version__
+from dpgkit.checkpoint import flatten_tree, save_checkpoint, unflatten_tree
+from dpgkit.collect import LocalCollector
+from dpgkit.config import Config, validate
+from dpgkit.envs import check_action_space, check_observation_space
+from dpgkit.evaluate import Evaluator
+from dpgkit.explore import make_noise
+from dpgkit.learn import Batch, LearnerSpec, init_learner, update_block
+from dpgkit.learn.seeds import over_seeds
+from dpgkit.logger import RunLogger
+from dpgkit.progress import TrainingProgress
+from dpgkit.replay import ReplayBuffer
+
+
+class NonFiniteError(FloatingPointError):
+    """Training met a NaN or inf (observation, reward or loss) and stopped."""
+
+
+def learner_spec(config: Config, action_dim: int) -> LearnerSpec:
+    """The static update settings of a config."""
+    names = {f.name for f in dataclasses.fields(LearnerSpec)} - {"action_dim"}
+    return LearnerSpec(action_dim=action_dim, **{name: getattr(config, name) for name in names})
+
+
+def host_rng(agent_seed: int) -> np.random.Generator:
+    """The host generator of one agent (warm-up actions, exploration noise, replay sampling)."""
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([agent_seed, 0x5EED])))
+
+
+def stack_trees(trees):
+    """Stack pytrees along a new leading (seed) axis."""
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def crossed(before: int, after: int, every: int) -> bool:
+    """Whether a multiple of `every` lies in (before, after]."""
+    return every > 0 and after // every > before // every
+
+
+class Trainer:
+    """Owns the env copies, replay, noise, learner state and counters of one run of one or several seeds."""
+
+    def __init__(self, algo: str, config: Config, make_env: Callable[[], gym.Env]):
+        validate(config)
+        self.algo, self.config, self.make_env = algo, config, make_env
+        probe = make_env()
+        check_action_space(probe.action_space)
+        check_observation_space(probe.observation_space)
+        self.obs_dim = probe.observation_space.shape[0]
+        self.action_dim = probe.action_space.shape[0]
+        probe.close()
+        self.agent_seeds = [config.seed + i for i in range(config.seeds)]
+        self.spec = learner_spec(config, self.action_dim)
+        obs_example = jnp.zeros((1, self.obs_dim), jnp.float32)
+        self.state = stack_trees([init_learner(self.spec, jax.random.PRNGKey(s), obs_example) for s in self.agent_seeds])
+        self.update_fn = jax.jit(over_seeds(functools.partial(update_block, self.spec), config.seeds, (0, 0, None)))
+        self.act_fn = jax.jit(over_seeds(self.spec.actor.apply, config.seeds, (0, 0)))
+        self.collector = LocalCollector(make_env, self.agent_seeds, config.actors)
+        example = Batch(
+            obs=np.zeros(self.obs_dim, np.float32),
+            action=np.zeros(self.action_dim, np.float32),
+            reward=np.float32(0),
+            discount=np.float32(0),
+            next_obs=np.zeros(self.obs_dim, np.float32),
+        )
+        self.replay = ReplayBuffer(config.seeds, config.buffer_size, example)
+        self.rngs = [host_rng(s) for s in self.agent_seeds]
+        self.noises = [
+            make_noise(config.noise, config.actors, self.action_dim, config.noise_sigma, config.ou_theta, config.ou_dt)
+            for _ in self.agent_seeds
+        ]
+        self.steps = 0
+        self.updates = 0
+        self.run_dir = pathlib.Path(config.run_dir or f"runs/{algo}-{config.env}-{time.strftime('%Y%m%d-%H%M%S')}")
+        self.evaluator: Evaluator | None = None
+        self.last_eval = np.full(config.seeds, np.nan)
+        self.last_checkpoint: pathlib.Path | None = None
+
+    def policy(self, obs: np.ndarray) -> np.ndarray:
+        """Deterministic actions in actor units for obs shaped (seeds, copies, obs_dim)."""
+        return np.asarray(self.act_fn(self.state.actor, jnp.asarray(obs, jnp.float32)))
+
+    def behaviour_actions(self, obs: np.ndarray) -> np.ndarray:
+        """Uniform random actions during warm-up, then mu(s) + noise, clipped to [-1, 1]."""
+        shape = (self.config.actors, self.action_dim)
+        if self.steps < self.config.learning_starts:
+            return np.stack([rng.uniform(-1.0, 1.0, shape) for rng in self.rngs]).astype(np.float32)
+        noise = np.stack([n.sample(rng) for n, rng in zip(self.noises, self.rngs, strict=True)])
+        return np.clip(self.policy(obs) + noise, -1.0, 1.0).astype(np.float32)
+
+    def collect_step(self, stats: dict) -> None:
+        """One step of every env copy, stored in the replay."""
+        obs, _ = self.collector.observe()
+        actions = self.behaviour_actions(obs)
+        result = self.collector.step(actions)
+        if not (np.isfinite(result.next_obs).all() and np.isfinite(result.reward).all()):
+            raise NonFiniteError(self.stop_message("non-finite observation or reward"))
+        discount = (self.config.gamma * (1.0 - result.terminated)).astype(np.float32)
+        self.replay.add(
+            Batch(obs.astype(np.float32), actions, result.reward.astype(np.float32), discount,
+                  result.next_obs.astype(np.float32))
+        )
+        done = result.terminated | result.truncated
+        for noise, seed_done in zip(self.noises, done, strict=True):
+            noise.reset(seed_done)
+        for i, returns in enumerate(result.episode_returns):
+            stats["returns"][i].extend(returns)
+        self.steps += self.config.actors
+
+    def learner_call(self, stats: dict) -> None:
+        """Sample K batches per seed at once, run K updates in one jitted call, check the losses."""
+        k, b = self.config.gradient_steps, self.config.batch_size
+        batch = self.replay.sample(self.rngs, k * b)
+        batch = jax.tree_util.tree_map(lambda x: x.reshape((x.shape[0], k, b) + x.shape[2:]), batch)
+        self.state, summary = self.update_fn(self.state, batch, np.int32(self.updates))
+        self.updates += k
+        summary = jax.device_get(summary)
+        if not (np.isfinite(summary["critic_loss"]).all() and np.isfinite(summary["actor_loss_sum"]).all()):
+            raise NonFiniteError(self.stop_message("non-finite loss"))
+        stats["critic_loss"] += summary["critic_loss"]
+        stats["critic_calls"] += 1
+        stats["actor_loss"] += summary["actor_loss_sum"]
+        stats["actor_steps"] += summary["actor_steps"]
+
+    def stop_message(self, what: str) -> str:
+        """Why training stopped, at which step, and where the last good checkpoint is."""
+        kept = f"; the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint else ""
+        return f"{what} at env step {self.steps} (update {self.updates}): training stopped{kept}"
+
+    def evaluate(self, episodes: int | None = None) -> np.ndarray:
+        """Deterministic returns of shape (seeds, episodes) on the fixed evaluation seeds."""
+        episodes = episodes or self.config.eval_episodes
+        if self.evaluator is None or self.evaluator.episodes != episodes:
+            self.evaluator = Evaluator(self.make_env, self.config.seeds, episodes)
+        return self.evaluator.run(self.policy)
+
+    def learn(self, total_steps: int) -> None:
+        """Train for total_steps more env steps per seed, with logs, evaluations and checkpoints."""
+        config, target = self.config, self.steps + total_steps
+        logger = RunLogger(self.run_dir, self.agent_seeds)
+        stats = new_stats(config.seeds)
+        last_time, last_steps = time.perf_counter(), self.steps
+        try:
+            with TrainingProgress(target, self.steps, enabled=config.progress) as progress:
+                while self.steps < target:
+                    before = self.steps
+                    self.collect_step(stats)
+                    vector_step = self.steps // config.actors
+                    if self.steps >= config.learning_starts and vector_step % config.train_freq == 0:
+                        self.learner_call(stats)
+                    if crossed(before, self.steps, config.eval_every):
+                        self.last_eval = self.evaluate().mean(axis=1)
+                        logger.log(self.steps, {"eval/return": self.last_eval})
+                    if crossed(before, self.steps, config.log_every) or self.steps >= target:
+                        now = time.perf_counter()
+                        sps = (self.steps - last_steps) / max(now - last_time, 1e-9)
+                        logger.log(self.steps, summarize(stats, sps))
+                        stats, last_time, last_steps = new_stats(config.seeds), now, self.steps
+                    if crossed(before, self.steps, config.checkpoint_every):
+                        self.save(self.run_dir)
+                    progress.update(self.steps, self.last_eval)
+        finally:
+            logger.close()
+
+    def save(self, path) -> pathlib.Path:
+        """Write an atomic, verified checkpoint of everything needed to resume exactly."""
+        arrays = {
+            "learner": flatten_tree(self.state),
+            "replay": self.replay.state(),
+            "noise": {f"{i}/{k}": v for i, n in enumerate(self.noises) for k, v in n.state().items()},
+        }
+        meta = {
+            "algo": self.algo,
+            "version": __version__,
+            "config": dataclasses.asdict(self.config),
+            "steps": self.steps,
+            "updates": self.updates,
+            "host_rng": [rng.bit_generator.state for rng in self.rngs],
+            "collector": self.collector.state(),
+            "last_eval": self.last_eval.tolist(),
+        }
+        self.last_checkpoint = save_checkpoint(path, self.steps, arrays, meta)
+        return self.last_checkpoint
+
+    def restore(self, arrays: dict, meta: dict) -> None:
+        """Load the state written by save()."""
+        self.state = jax.tree_util.tree_map(jnp.asarray, unflatten_tree(self.state, arrays["learner"]))
+        self.replay.load_state(arrays["replay"])
+        for i, noise in enumerate(self.noises):
+            noise.load_state({k.split("/", 1)[1]: v for k, v in arrays["noise"].items() if k.startswith(f"{i}/")})
+        for rng, state in zip(self.rngs, meta["host_rng"], strict=True):
+            rng.bit_generator.state = state
+        self.collector.load_state(meta["collector"])
+        self.steps, self.updates = meta["steps"], meta["updates"]
+        self.last_eval = np.asarray(meta["last_eval"], np.float64)
+
+    def close(self) -> None:
+        """Close every environment."""
+        self.collector.close()
+        if self.evaluator is not None:
+            self.evaluator.close()
+
+
+def new_stats(seeds: int) -> dict:
+    """Empty accumulators for one log interval."""
+    return {
+        "returns": [[] for _ in range(seeds)],
+        "critic_loss": np.zeros(seeds),
+        "critic_calls": 0,
+        "actor_loss": np.zeros(seeds),
+        "actor_steps": np.zeros(seeds),
+    }
+
+
+def summarize(stats: dict, sps: float) -> dict:
+    """Log values of one interval (NaN where nothing happened, which the logger skips)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {
+            "charts/episodic_return": np.array([np.mean(r) if r else np.nan for r in stats["returns"]]),
+            "charts/SPS": sps,
+            "losses/critic": stats["critic_loss"] / stats["critic_calls"] if stats["critic_calls"] else np.nan,
+            "losses/actor": stats["actor_loss"] / stats["actor_steps"],
+        }
+
+
+def config_from_meta(config_class: type[Config], meta: dict) -> Config:
+    """Rebuild the config saved in a checkpoint."""
+    values = dict(meta["config"])
+    values["hidden"] = tuple(values["hidden"])
+    return config_class(**values)
+
