@@ -47,6 +47,11 @@ def stack_trees(trees):
     return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
 
 
+def calls_actor_step(first_update: int, count: int, policy_delay: int) -> bool:
+    """Whether updates first_update .. first_update + count - 1 include an actor step ((u + 1) % d == 0)."""
+    return any((u + 1) % policy_delay == 0 for u in range(first_update, first_update + count))
+
+
 def crossed(before: int, after: int, every: int) -> bool:
     """Whether a multiple of `every` lies in (before, after]."""
     return every > 0 and after // every > before // every
@@ -84,6 +89,8 @@ class Trainer:
             make_noise(config.noise, config.actors, self.action_dim, config.noise_sigma, config.ou_theta, config.ou_dt)
             for _ in self.agent_seeds
         ]
+        self.acting_actor = self.state.actor
+        self.pending: list = []
         self.steps = 0
         self.updates = 0
         self.run_dir = pathlib.Path(config.run_dir or f"runs/{algo}-{config.env}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -93,7 +100,7 @@ class Trainer:
 
     def policy(self, obs: np.ndarray) -> np.ndarray:
         """Deterministic actions in actor units for obs shaped (seeds, copies, obs_dim)."""
-        return np.asarray(self.act_fn(self.state.actor, jnp.asarray(obs, jnp.float32)))
+        return np.asarray(self.act_fn(self.acting_actor, jnp.asarray(obs, jnp.float32)))
 
     def behaviour_actions(self, obs: np.ndarray) -> np.ndarray:
         """Uniform random actions during warm-up, then mu(s) + noise, clipped to [-1, 1]."""
@@ -108,8 +115,10 @@ class Trainer:
         obs, _ = self.collector.observe()
         actions = self.behaviour_actions(obs)
         result = self.collector.step(actions)
-        if not (np.isfinite(result.next_obs).all() and np.isfinite(result.reward).all()):
-            raise NonFiniteError(self.stop_message("non-finite observation or reward"))
+        for name, value in (("observation", result.next_obs), ("reward", result.reward)):
+            if not np.isfinite(value).all():
+                self.check_losses(stats)
+                raise NonFiniteError(self.stop_message(f"non-finite {name}", self.steps + 1))
         discount = (self.config.gamma * (1.0 - result.terminated)).astype(np.float32)
         self.replay.add(
             Batch(obs.astype(np.float32), actions, result.reward.astype(np.float32), discount,
@@ -122,25 +131,37 @@ class Trainer:
             stats["returns"][i].extend(returns)
         self.steps += self.config.actors
 
-    def learner_call(self, stats: dict) -> None:
-        """Sample K batches per seed at once, run K updates in one jitted call, check the losses."""
+    def learner_call(self) -> None:
+        """Sample K batches per seed at once and dispatch K updates in one jitted call (not waited for).
+
+        The acting policy keeps the old actor buffers when the call has no actor step (the values are the
+        same), so the next env steps run while the critic update computes.
+        """
         k, b = self.config.gradient_steps, self.config.batch_size
         batch = self.replay.sample(self.rngs, k * b)
         batch = jax.tree_util.tree_map(lambda x: x.reshape((x.shape[0], k, b) + x.shape[2:]), batch)
         self.state, summary = self.update_fn(self.state, batch, np.int32(self.updates))
+        if calls_actor_step(self.updates, k, self.config.policy_delay):
+            self.acting_actor = self.state.actor
         self.updates += k
-        summary = jax.device_get(summary)
-        if not (np.isfinite(summary["critic_loss"]).all() and np.isfinite(summary["actor_loss_sum"]).all()):
-            raise NonFiniteError(self.stop_message("non-finite loss"))
-        stats["critic_loss"] += summary["critic_loss"]
-        stats["critic_calls"] += 1
-        stats["actor_loss"] += summary["actor_loss_sum"]
-        stats["actor_steps"] += summary["actor_steps"]
+        self.pending.append((self.steps, summary))
 
-    def stop_message(self, what: str) -> str:
+    def check_losses(self, stats: dict) -> None:
+        """Fetch the losses of the calls since the last check; stop at the first non-finite one."""
+        for steps, summary in jax.device_get(self.pending):
+            if not (np.isfinite(summary["critic_loss"]).all() and np.isfinite(summary["actor_loss_sum"]).all()):
+                self.pending.clear()
+                raise NonFiniteError(self.stop_message("non-finite loss", steps))
+            stats["critic_loss"] += summary["critic_loss"]
+            stats["critic_calls"] += 1
+            stats["actor_loss"] += summary["actor_loss_sum"]
+            stats["actor_steps"] += summary["actor_steps"]
+        self.pending.clear()
+
+    def stop_message(self, what: str, steps: int) -> str:
         """Why training stopped, at which step, and where the last good checkpoint is."""
         kept = f"; the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint else ""
-        return f"{what} at env step {self.steps} (update {self.updates}): training stopped{kept}"
+        return f"{what} at env step {steps}: training stopped{kept}"
 
     def evaluate(self, episodes: int | None = None) -> np.ndarray:
         """Deterministic returns of shape (seeds, episodes) on the fixed evaluation seeds."""
@@ -162,16 +183,18 @@ class Trainer:
                     self.collect_step(stats)
                     vector_step = self.steps // config.actors
                     if self.steps >= config.learning_starts and vector_step % config.train_freq == 0:
-                        self.learner_call(stats)
+                        self.learner_call()
                     if crossed(before, self.steps, config.eval_every):
                         self.last_eval = self.evaluate().mean(axis=1)
                         logger.log(self.steps, {"eval/return": self.last_eval})
                     if crossed(before, self.steps, config.log_every) or self.steps >= target:
+                        self.check_losses(stats)
                         now = time.perf_counter()
                         sps = (self.steps - last_steps) / max(now - last_time, 1e-9)
                         logger.log(self.steps, summarize(stats, sps))
                         stats, last_time, last_steps = new_stats(config.seeds), now, self.steps
                     if crossed(before, self.steps, config.checkpoint_every):
+                        self.check_losses(stats)
                         self.save(self.run_dir)
                     progress.update(self.steps, self.last_eval)
         finally:
@@ -206,6 +229,7 @@ class Trainer:
         for rng, state in zip(self.rngs, meta["host_rng"], strict=True):
             rng.bit_generator.state = state
         self.collector.load_state(meta["collector"])
+        self.acting_actor = self.state.actor
         self.steps, self.updates = meta["steps"], meta["updates"]
         self.last_eval = np.asarray(meta["last_eval"], np.float64)
 

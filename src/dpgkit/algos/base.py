@@ -39,12 +39,19 @@ class Agent:
         """
         if config is None:
             config = self.default_config(env if isinstance(env, str) else None)
-        if isinstance(env, str):
-            overrides.setdefault("env", env)
+        overrides.setdefault("env", env_name(env))
         if seed is not None:
             overrides["seed"] = seed
-        self.config = config.replace(**overrides)
-        self.trainer = Trainer(self.name, self.config, env_factory(env))
+        self.trainer = Trainer(self.name, config.replace(**overrides), env_factory(env))
+
+    @property
+    def config(self) -> Config:
+        """The run's settings (saved with every checkpoint)."""
+        return self.trainer.config
+
+    @config.setter
+    def config(self, config: Config) -> None:
+        self.trainer.config = config
 
     @classmethod
     def default_config(cls, env_id: str | None = None) -> Config:
@@ -95,10 +102,23 @@ class Agent:
             raise ValueError(f"{path} holds a {meta['algo']} checkpoint, not {cls.name}")
         agent_class = ALGORITHMS[meta["algo"]] if cls is Agent else cls
         config = config_from_meta(agent_class.config_class, meta)
+        if env is None and config.env.startswith(CUSTOM):
+            raise ValueError(f"{path} was trained on a custom environment ({config.env}): pass env= to load it")
         run_dir = pathlib.Path(path) if (pathlib.Path(path) / "checkpoints").is_dir() else pathlib.Path(config.run_dir)
         agent = agent_class(env or config.env, config=dataclasses.replace(config, run_dir=str(run_dir)))
         agent.trainer.restore(arrays, meta)
         return agent
+
+
+CUSTOM = "custom:"
+
+
+def env_name(env) -> str:
+    """The env id to record in the config: the id itself, the spec's id, or custom:<name>."""
+    if isinstance(env, str):
+        return env
+    spec = getattr(env, "spec", None)
+    return spec.id if spec is not None else f"{CUSTOM}{getattr(env, '__name__', type(env).__name__)}"
 
 
 ALGORITHMS: dict[str, type[Agent]] = {}

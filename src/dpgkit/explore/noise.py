@@ -6,7 +6,10 @@ import numpy as np
 
 
 class ActionNoise:
-    """Noise of shape (copies, action_dim) drawn from a numpy Generator; reset per copy at episode ends."""
+    """Noise of shape (copies, action_dim) drawn from a numpy Generator; reset per copy at episode ends.
+
+    sigma is one scale for every copy, or one scale per copy (a spread of scales across actors).
+    """
 
     def __init__(self, copies: int, action_dim: int, sigma: float | np.ndarray):
         self.shape = (copies, action_dim)

@@ -158,38 +158,48 @@ def actor_step(spec: LearnerSpec, state: LearnerState, batch: Batch):
     return state, loss
 
 
-def update_step(spec: LearnerSpec, state: LearnerState, batch: Batch, update_index):
-    """Critic step, then (every policy_delay-th update) actor and target step; returns (state, metrics)."""
+def critic_update(spec: LearnerSpec, state: LearnerState, batch: Batch):
+    """Critic step with a fresh key for the target-policy smoothing noise; returns (state, loss)."""
     key, target_key = jax.random.split(state.key)
-    state, critic_loss = critic_step(spec, state._replace(key=key), batch, target_key)
+    return critic_step(spec, state._replace(key=key), batch, target_key)
+
+
+def delayed_update(spec: LearnerSpec, state: LearnerState, batch: Batch, update_index):
+    """One update whose actor step is taken when update_index + 1 is a multiple of d (a lax.cond)."""
+    state, critic_loss = critic_update(spec, state, batch)
     is_actor_step = (update_index + 1) % spec.policy_delay == 0
-    if spec.policy_delay == 1:
-        state, actor_loss = actor_step(spec, state, batch)
-    else:
-        state, actor_loss = jax.lax.cond(
-            is_actor_step,
-            lambda s: actor_step(spec, s, batch),
-            lambda s: (s, jnp.zeros((), jnp.float32)),
-            state,
+    state, actor_loss = jax.lax.cond(
+        is_actor_step, lambda s: actor_step(spec, s, batch), lambda s: (s, jnp.zeros((), jnp.float32)), state
+    )
+    return state, (critic_loss[None], jnp.where(is_actor_step, actor_loss, 0.0), is_actor_step.astype(jnp.int32))
+
+
+def update_group(spec: LearnerSpec, state: LearnerState, batches: Batch):
+    """d updates: d critic steps, the actor and target step after the last (TD3's delay, no cond)."""
+    critic_losses = []
+    for j in range(spec.policy_delay):
+        state, loss = critic_update(spec, state, jax.tree_util.tree_map(lambda x: x[j], batches))
+        critic_losses.append(loss)
+    state, actor_loss = actor_step(spec, state, jax.tree_util.tree_map(lambda x: x[-1], batches))
+    return state, (jnp.stack(critic_losses), actor_loss, jnp.ones((), jnp.int32))
+
+
+def update_block(spec: LearnerSpec, state: LearnerState, batches: Batch, first_update, unroll: int = 1):
+    """K updates from batches stacked on axis 0, first_update the global index of the first.
+
+    When d divides K (first_update is then a multiple of d), a lax.scan over K/d groups of d updates, each
+    ending with the actor step; otherwise a scan over single updates choosing the actor step by lax.cond.
+    """
+    count, d = jax.tree_util.tree_leaves(batches)[0].shape[0], spec.policy_delay
+    if count % d == 0:
+        groups = jax.tree_util.tree_map(lambda x: x.reshape((count // d, d) + x.shape[1:]), batches)
+        state, (critic, actor, steps) = jax.lax.scan(
+            lambda s, b: update_group(spec, s, b), state, groups, unroll=unroll
         )
-    metrics = {"critic_loss": critic_loss, "actor_loss": actor_loss, "actor_updated": is_actor_step}
-    return state, metrics
-
-
-def update_block(spec: LearnerSpec, state: LearnerState, batches: Batch, first_update):
-    """K updates in one lax.scan over batches stacked on axis 0; first_update is the global update index."""
-
-    def body(state, xs):
-        batch, index = xs
-        return update_step(spec, state, batch, index)
-
-    count = jax.tree_util.tree_leaves(batches)[0].shape[0]
-    indices = first_update + jnp.arange(count)
-    state, metrics = jax.lax.scan(body, state, (batches, indices))
-    actor_steps = jnp.sum(metrics["actor_updated"])
-    summary = {
-        "critic_loss": jnp.mean(metrics["critic_loss"]),
-        "actor_loss_sum": jnp.sum(jnp.where(metrics["actor_updated"], metrics["actor_loss"], 0.0)),
-        "actor_steps": actor_steps,
-    }
+    else:
+        indices = first_update + jnp.arange(count)
+        state, (critic, actor, steps) = jax.lax.scan(
+            lambda s, xs: delayed_update(spec, s, *xs), state, (batches, indices), unroll=unroll
+        )
+    summary = {"critic_loss": jnp.mean(critic), "actor_loss_sum": jnp.sum(actor), "actor_steps": jnp.sum(steps)}
     return state, summary

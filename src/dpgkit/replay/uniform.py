@@ -41,7 +41,7 @@ class ReplayBuffer:
     def state(self) -> dict[str, np.ndarray]:
         """The filled part of the storage and the write position, to checkpoint."""
         leaves = jax.tree_util.tree_leaves(self.storage)
-        state = {f"leaf_{i}": leaf[:, : self.size] for i, leaf in enumerate(leaves)}
+        state = {f"leaf_{i}": leaf[:, : self.size].copy() for i, leaf in enumerate(leaves)}
         state["pos"] = np.asarray(self.pos)
         return state
 

@@ -1,0 +1,129 @@
+"""Evaluation returns of dpgkit TD3 and Stable-Baselines3 TD3 on HalfCheetah-v5 to 100k steps, and the TD3 paper.
+
+Same settings for both (256-256, batch 256, Gaussian exploration 0.1, learning from step 10,000 as in the TD3
+paper for HalfCheetah); every 5,000 steps, 10 deterministic episodes on the same fixed evaluation seeds.
+dpgkit trains its seeds together (vmapped learner; each seed equals its single run) and checkpoints every
+10,000 steps; SB3 trains one seed after another. Rerunning the same command resumes: finished runs are kept,
+dpgkit continues from its last checkpoint. Writes a plot against the TD3 paper's curves and a JSON summary.
+
+    python benchmarks/returns_vs_sb3.py --out benchmarks/out/cheetah --seeds 5 --steps 100000 --k 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dpgkit import TD3
+from dpgkit.evaluate import EVAL_SEED
+from dpgkit.logger import RunLogger, read_metrics
+from dpgkit.plot import plot_runs
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "td3_paper_learning_curves.csv"
+EVAL_EVERY, EPISODES, LEARNING_STARTS = 5_000, 10, 10_000
+
+
+def run_dpgkit(out: Path, env: str, seeds: int, steps: int, k: int) -> Path:
+    """Train (or resume) dpgkit TD3 with all seeds vmapped; returns the run dir."""
+    run_dir = out / f"dpgkit-k{k}"
+    if (run_dir / "checkpoints" / "LATEST").exists():
+        agent = TD3.load(run_dir)
+    else:
+        agent = TD3(env, seed=0, seeds=seeds, total_steps=steps, learning_starts=LEARNING_STARTS, train_freq=k,
+                    gradient_steps=k, eval_every=EVAL_EVERY, eval_episodes=EPISODES, checkpoint_every=10_000,
+                    run_dir=str(run_dir))
+    agent.learn()
+    agent.save()
+    return run_dir
+
+
+def sb3_evaluate(model, env_id: str) -> float:
+    """Mean return of deterministic episodes on dpgkit's fixed evaluation seeds."""
+    import gymnasium as gym
+
+    env, total = gym.make(env_id), 0.0
+    for episode in range(EPISODES):
+        obs, _ = env.reset(seed=EVAL_SEED + episode)
+        done = False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(model.predict(obs, deterministic=True)[0])
+            total += reward
+            done = terminated or truncated
+    env.close()
+    return total / EPISODES
+
+
+def run_sb3(out: Path, env_id: str, seeds: int, steps: int, k: int) -> Path:
+    """Train SB3 TD3 one seed after another, logging evaluations in dpgkit's metrics format."""
+    import gymnasium as gym
+    from stable_baselines3 import TD3 as SB3TD3
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.noise import NormalActionNoise
+
+    run_dir = out / f"sb3-k{k}"
+    done = {seed for seed, (s, _) in read_metrics(run_dir).get("eval/return", {}).items() if s.max() >= steps} \
+        if (run_dir / "metrics.csv").exists() else set()
+    for seed in range(seeds):
+        if seed in done:
+            continue
+        logger = RunLogger(run_dir, [seed], tensorboard=False)
+
+        class Evaluate(BaseCallback):
+            def _on_step(self) -> bool:
+                if self.num_timesteps % EVAL_EVERY == 0:
+                    logger.log(self.num_timesteps, {"eval/return": sb3_evaluate(self.model, env_id)})
+                return True
+
+        env = gym.make(env_id)
+        n = env.action_space.shape[0]
+        model = SB3TD3("MlpPolicy", env, learning_starts=LEARNING_STARTS, batch_size=256, train_freq=k,
+                       gradient_steps=k, action_noise=NormalActionNoise(np.zeros(n), 0.1 * np.ones(n)),
+                       policy_kwargs={"net_arch": [256, 256]}, seed=seed, device="cpu", verbose=0)
+        start = time.perf_counter()
+        model.learn(steps, callback=Evaluate())
+        logger.log(steps, {"charts/wall_seconds": time.perf_counter() - start})
+        logger.close()
+    return run_dir
+
+
+def final_returns(run_dir: Path, step: int) -> list[float]:
+    """Each seed's evaluation return at `step`."""
+    curves = read_metrics(run_dir)["eval/return"]
+    return [float(v[s == step][-1]) for s, v in curves.values() if np.any(s == step)]
+
+
+def main() -> None:
+    """Run both libraries, plot, summarise."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="benchmarks/out/cheetah")
+    parser.add_argument("--env", default="HalfCheetah-v5")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--sb3-seeds", type=int, default=None, help="SB3 seeds (default: --seeds)")
+    parser.add_argument("--steps", type=int, default=100_000)
+    parser.add_argument("--k", type=int, default=1, help="env steps per learner call and updates per call")
+    parser.add_argument("--skip-sb3", action="store_true")
+    args = parser.parse_args()
+    out = Path(args.out)
+    runs = {"dpgkit": run_dpgkit(out, args.env, args.seeds, args.steps, args.k)}
+    if not args.skip_sb3:
+        runs["sb3"] = run_sb3(out, args.env, args.sb3_seeds or args.seeds, args.steps, args.k)
+    summary = {"command": "python " + shlex.join(sys.argv)}
+    for name, run_dir in runs.items():
+        returns = final_returns(run_dir, args.steps)
+        summary[name] = {"returns": returns, "mean": float(np.mean(returns)), "std": float(np.std(returns))}
+        print(f"{name}: {np.mean(returns):.0f} ± {np.std(returns):.0f} at {args.steps} steps over {len(returns)} seeds")
+    png = plot_runs([str(r) for r in runs.values()], str(out / "curves.png"), reference=str(REFERENCE),
+                    reference_env=args.env.split("-")[0], max_step=args.steps)
+    summary["plot"] = str(png)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""`dpgkit train | resume | eval | plot`: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+
+import numpy as np
+import tyro
+
+from dpgkit.algos import ALGORITHMS, DDPG
+from dpgkit.config import Config, ddpg_paper_config
+
+USAGE = """dpgkit <command> [options]
+
+commands:
+  train {ddpg,ddpg-paper,td3} --env ENV_ID [options]   train (options: dpgkit train td3 --help)
+  resume RUN_DIR [--total-steps N]                     continue a saved run to its total steps
+  eval RUN_DIR [--episodes N] [--video]                deterministic evaluation of a saved run
+  plot RUN_DIR... [--out PNG] [--key KEY]              learning curves: mean and spread over seeds
+"""
+
+
+def train_config(algo: str, args: list[str]) -> Config:
+    """Parse train options with tyro on top of the algorithm's defaults and the env's preset."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--env", default=None)
+    known, _ = pre.parse_known_args(args)
+    if algo == "ddpg-paper":
+        default = ddpg_paper_config()
+        default = default.replace(env=known.env) if known.env else default
+    else:
+        default = ALGORITHMS[algo].default_config(known.env)
+    return tyro.cli(type(default), default=default, args=args, prog=f"dpgkit train {algo}")
+
+
+def train(argv: list[str]) -> None:
+    """dpgkit train ALGO [options]."""
+    choices = sorted([*ALGORITHMS, "ddpg-paper"])
+    if not argv or argv[0] not in choices:
+        raise SystemExit(f"usage: dpgkit train {{{','.join(choices)}}} --env ENV_ID [options]")
+    algo, args = argv[0], argv[1:]
+    config = train_config(algo, args)
+    agent_class = DDPG if algo == "ddpg-paper" else ALGORITHMS[algo]
+    agent = agent_class(config.env, config=config)
+    print(f"training {algo} on {config.env}, {config.seeds} seed(s), logs in {agent.run_dir}")
+    agent.learn()
+    finish(agent)
+
+
+def finish(agent) -> None:
+    """Save the run and print its final evaluation."""
+    path = agent.save()
+    returns = np.atleast_2d(agent.evaluate(agent.config.eval_episodes))
+    for seed, r in zip(agent.trainer.agent_seeds, returns, strict=True):
+        print(f"seed {seed}: evaluation return {r.mean():.1f} ± {r.std():.1f} over {r.size} episodes")
+    print(f"saved {path}")
+
+
+def resume(argv: list[str]) -> None:
+    """dpgkit resume RUN_DIR."""
+    parser = argparse.ArgumentParser(prog="dpgkit resume", description="Continue a saved run.")
+    parser.add_argument("run_dir", help="run directory holding checkpoints/")
+    parser.add_argument("--total-steps", type=int, default=None, help="new total env steps (default: the run's)")
+    args = parser.parse_args(argv)
+    from dpgkit.algos import Agent
+
+    agent = Agent.load(args.run_dir)
+    if args.total_steps is not None:
+        agent.config = agent.config.replace(total_steps=args.total_steps)
+    print(f"resuming {agent.name} on {agent.config.env} at step {agent.steps} of {agent.config.total_steps}")
+    agent.learn()
+    finish(agent)
+
+
+def evaluate(argv: list[str]) -> None:
+    """dpgkit eval RUN_DIR."""
+    parser = argparse.ArgumentParser(prog="dpgkit eval", description="Deterministic evaluation of a saved run.")
+    parser.add_argument("run_dir", help="run directory (or checkpoint folder)")
+    parser.add_argument("--episodes", type=int, default=10, help="episodes per seed")
+    parser.add_argument("--video", action="store_true", help="also record one episode to RUN_DIR/videos/eval.mp4")
+    args = parser.parse_args(argv)
+    from dpgkit.algos import Agent
+
+    agent = Agent.load(args.run_dir)
+    returns = np.atleast_2d(agent.evaluate(args.episodes))
+    for seed, r in zip(agent.trainer.agent_seeds, returns, strict=True):
+        print(f"seed {seed}: {r.mean():.1f} ± {r.std():.1f} over {r.size} episodes")
+    if args.video:
+        print(f"video: {record_video(agent, pathlib.Path(args.run_dir) / 'videos' / 'eval.mp4')}")
+
+
+def record_video(agent, out: pathlib.Path) -> pathlib.Path:
+    """Render one deterministic episode of agent seed 0 to an mp4."""
+    import gymnasium as gym
+    import imageio.v2 as imageio
+
+    from dpgkit.evaluate import EVAL_SEED
+
+    env = gym.make(agent.config.env, render_mode="rgb_array")
+    obs, _ = env.reset(seed=EVAL_SEED)
+    frames, done = [env.render()], False
+    while not done:
+        obs, _, terminated, truncated, _ = env.step(agent.act(obs))
+        frames.append(env.render())
+        done = terminated or truncated
+    env.close()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    imageio.mimsave(out, frames, fps=env.metadata.get("render_fps", 30))
+    return out
+
+
+def plot(argv: list[str]) -> None:
+    """dpgkit plot RUN_DIR..."""
+    parser = argparse.ArgumentParser(prog="dpgkit plot", description="Plot learning curves of runs.")
+    parser.add_argument("run_dirs", nargs="+", help="run directories")
+    parser.add_argument("--out", default=None, help="PNG path (default: FIRST_RUN/curves.png)")
+    parser.add_argument("--key", default="eval/return", help="logged key to plot")
+    parser.add_argument("--reference", default=None, help="CSV of reference curves (env,seed,step,eval_return)")
+    parser.add_argument("--reference-env", default=None, help="env name in the reference CSV, e.g. HalfCheetah")
+    parser.add_argument("--max-step", type=int, default=None, help="crop the x axis")
+    args = parser.parse_args(argv)
+    from dpgkit.plot import plot_runs
+
+    out = plot_runs(args.run_dirs, args.out, args.key, args.reference, args.reference_env, args.max_step)
+    print(f"wrote {out}")
+
+
+COMMANDS = {"train": train, "resume": resume, "eval": evaluate, "plot": plot}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `dpgkit` command."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        print(USAGE)
+        raise SystemExit(0 if not argv or argv[0] in ("-h", "--help") else 2)
+    COMMANDS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""The `dpgkit` command line, run in-process: train, resume, eval, plot, help and presets."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from dpgkit import cli
+from dpgkit.checkpoint import load_checkpoint
+from dpgkit.logger import read_metrics
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def train_args(algo: str, run_dir) -> list[str]:
+    return [
+        "train", algo,
+        "--env", "Pendulum-v1",
+        "--total-steps", "300",
+        "--learning-starts", "100",
+        "--hidden", "32", "32",
+        "--batch-size", "32",
+        "--eval-every", "200",
+        "--eval-episodes", "1",
+        "--run-dir", str(run_dir),
+        "--no-progress",
+    ]  # fmt: skip
+
+
+EVAL_LINE = re.compile(r"seed 0: evaluation return (-?\d+\.\d) ± (\d+\.\d) over 1 episodes")
+
+
+def test_train_resume_eval_plot(tmp_path, capsys):
+    run = tmp_path / "run"
+    cli.main(train_args("td3", run))
+    out = capsys.readouterr().out
+    assert "training td3 on Pendulum-v1" in out
+    match = EVAL_LINE.search(out)
+    assert match, out
+    assert -2000.0 < float(match.group(1)) <= 0.0  # Pendulum returns are in [-16.3 * 200, 0]
+    assert float(match.group(2)) == 0.0  # one episode: no spread
+
+    assert (run / "checkpoints" / "LATEST").read_text().strip() == "step_000000300"
+    _arrays, meta = load_checkpoint(run)
+    assert meta["algo"] == "td3" and meta["steps"] == 300 and meta["updates"] == 300 - 100 + 1
+    assert meta["config"]["hidden"] == [32, 32] and meta["config"]["batch_size"] == 32
+    assert meta["config"]["gamma"] == 0.98  # the Pendulum preset still applies under the options
+    metrics = read_metrics(run)
+    steps, values = metrics["eval/return"][0]
+    assert steps.tolist() == [200]
+    assert values[0] <= 0.0
+    assert "losses/critic" in metrics and "charts/episodic_return" in metrics
+
+    cli.main(["resume", str(run), "--total-steps", "400"])
+    out = capsys.readouterr().out
+    assert "resuming td3 on Pendulum-v1 at step 300 of 400" in out
+    assert EVAL_LINE.search(out), out
+    _, meta = load_checkpoint(run)
+    assert meta["steps"] == 400 and meta["updates"] == 400 - 100 + 1
+    assert read_metrics(run)["eval/return"][0][0].tolist() == [200, 400]
+
+    cli.main(["eval", str(run), "--episodes", "2"])
+    out = capsys.readouterr().out
+    match = re.search(r"seed 0: (-?\d+\.\d) ± (\d+\.\d) over 2 episodes", out)
+    assert match, out
+    assert -4000.0 < float(match.group(1)) <= 0.0
+
+    png = tmp_path / "curves" / "eval.png"
+    cli.main(["plot", str(run), "--out", str(png)])
+    assert f"wrote {png}" in capsys.readouterr().out
+    assert png.read_bytes()[:8] == PNG_MAGIC
+    assert png.stat().st_size > 1000
+
+
+def test_resume_records_the_new_total_steps(tmp_path, capsys):
+    run = tmp_path / "run"
+    args = train_args("td3", run)
+    args[args.index("--total-steps") + 1] = "20"
+    args[args.index("--learning-starts") + 1] = "10"
+    cli.main(args)
+    cli.main(["resume", str(run), "--total-steps", "30"])
+    assert load_checkpoint(run)[1]["steps"] == 30
+    capsys.readouterr()
+    # resuming again without --total-steps continues to the run's (new) total: nothing left to do
+    cli.main(["resume", str(run)])
+    assert "at step 30 of 30" in capsys.readouterr().out
+    assert load_checkpoint(run)[1]["config"]["total_steps"] == 30
+
+
+def test_train_ddpg_paper(tmp_path, capsys):
+    run = tmp_path / "paper"
+    cli.main(train_args("ddpg-paper", run))
+    out = capsys.readouterr().out
+    assert "training ddpg-paper on Pendulum-v1" in out
+    assert EVAL_LINE.search(out), out
+    _, meta = load_checkpoint(run)
+    assert meta["algo"] == "ddpg" and meta["steps"] == 300
+    config = meta["config"]
+    # Lillicrap et al.'s settings, except what the command line changed
+    assert config["noise"] == "ou" and config["tau"] == 1e-3 and config["critic_l2"] == 1e-2
+    assert config["critic_action_layer"] == 1 and config["num_critics"] == 1
+    assert config["hidden"] == [32, 32] and config["batch_size"] == 32
+    assert "eval/return" in read_metrics(run)
+
+
+def test_train_help_lists_the_options(capsys):
+    with pytest.raises(SystemExit) as excinfo:
+        cli.main(["train", "td3", "--help"])
+    assert excinfo.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert "learning-starts" in out
+    assert "total-steps" in out
+
+
+def test_train_unknown_algorithm_fails(capsys):
+    with pytest.raises(SystemExit) as excinfo:
+        cli.main(["train", "nosuchalgo"])
+    assert excinfo.value.code not in (0, None)
+    assert "td3" in str(excinfo.value.code)
+
+
+def test_unknown_command_fails_and_no_command_prints_usage(capsys):
+    with pytest.raises(SystemExit) as excinfo:
+        cli.main(["fly"])
+    assert excinfo.value.code == 2
+    with pytest.raises(SystemExit) as excinfo:
+        cli.main([])
+    assert excinfo.value.code == 0
+    assert "dpgkit <command>" in capsys.readouterr().out
+
+
+def test_preset_applies_and_options_override_it():
+    assert cli.train_config("td3", ["--env", "HalfCheetah-v5"]).learning_starts == 10_000
+    config = cli.train_config("td3", ["--env", "HalfCheetah-v5", "--learning-starts", "5"])
+    assert config.learning_starts == 5
+    assert config.total_steps == 1_000_000  # the rest of the preset still applies
+    assert config.env == "HalfCheetah-v5"
+    ddpg = cli.train_config("ddpg", ["--env", "Pendulum-v1", "--seeds", "2"])
+    assert (ddpg.seeds, ddpg.learning_starts, ddpg.hidden, ddpg.num_critics) == (2, 1000, (400, 300), 1)
+    # no env given: the algorithm's defaults, no preset
+    assert cli.train_config("td3", []).learning_starts == 25_000
