@@ -2,7 +2,8 @@
 
 Trains N seeds together (the learner vmapped over seeds; each seed equals its single run), evaluates every
 `eval_every` steps with 10 episodes on the fixed evaluation seeds, and records per seed the first step whose
-mean evaluation return reaches the threshold. The gate k is the largest k with P(at least k of 5 pass) >= 0.9
+mean evaluation return reaches the threshold; training stops early once every seed has reached it (learning
+in chunks of `eval_every` steps continues the same run exactly). The gate k is the largest k with P(at least k of 5 pass) >= 0.9
 under the measured pass rate. Results go to benchmarks/results/ as JSON with the command line.
 
     python benchmarks/learning_thresholds.py --algo td3 --env Pendulum-v1 --seeds 10 --steps 20000 --threshold -200
@@ -39,13 +40,22 @@ def gate(pass_rate: float, trials: int = 5, confidence: float = 0.9) -> int:
 
 def first_reaching(run_dir: Path, seeds: list[int], threshold: float) -> dict[int, int | None]:
     """Per seed, the first evaluated step whose mean return is at least threshold."""
-    curves = read_metrics(run_dir)["eval/return"]
+    curves = read_metrics(run_dir).get("eval/return", {})
     found = {}
     for seed in seeds:
-        steps, values = curves[seed]
+        steps, values = curves.get(seed, (np.zeros(0), np.zeros(0)))
         hits = steps[values >= threshold]
         found[seed] = int(hits[0]) if hits.size else None
     return found
+
+
+def learn_until(agent, run_dir: Path, steps: int, threshold: float, chunk: int, needed: int) -> dict:
+    """Learn in chunks until `needed` seeds reached the threshold or the step budget is spent."""
+    while True:
+        reached = first_reaching(run_dir, agent.trainer.agent_seeds, threshold)
+        if agent.steps >= steps or sum(v is not None for v in reached.values()) >= needed:
+            return reached
+        agent.learn(min(chunk, steps - agent.steps))
 
 
 def main() -> None:
@@ -73,9 +83,8 @@ def main() -> None:
         **overrides,
     )
     start = time.perf_counter()
-    agent.learn()
+    reached = learn_until(agent, run_dir, args.steps, args.threshold, args.eval_every, args.seeds)
     wall = time.perf_counter() - start
-    reached = first_reaching(run_dir, agent.trainer.agent_seeds, args.threshold)
     rate = sum(v is not None for v in reached.values()) / len(reached)
     report = {
         "command": "python " + shlex.join(sys.argv),
@@ -86,6 +95,7 @@ def main() -> None:
         "first_step_reaching": reached,
         "pass_rate": rate,
         "gate_k_of_5": gate(rate),
+        "stopped_at_step": agent.steps,
         "wall_seconds": wall,
         "run_dir": str(run_dir),
     }

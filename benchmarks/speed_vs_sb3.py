@@ -1,9 +1,10 @@
 """Steps per second of dpgkit TD3 against Stable-Baselines3 TD3 on the same task and settings, side by side.
 
 Both use 256-256 networks, batch 256, Gaussian exploration 0.1, learning from step `learning_starts`; runs
-alternate (dpgkit, SB3, dpgkit, SB3, ...) so that machine noise hits both alike. Only the learning phase is
-timed: each run first trains through the warm-up and the first updates (which include JIT compilation),
-then `measure` further steps are timed. Writes JSON to benchmarks/results/ with the command line.
+alternate (dpgkit, SB3, dpgkit, SB3, ...) so that machine noise hits both alike, each in a fresh process (so
+neither library's thread pools or imports touch the other). Only the learning phase is timed: each run first
+trains through the warm-up and the first updates (which include JIT compilation), then `measure` further
+steps are timed. Writes JSON to benchmarks/results/ with the command line.
 
     python benchmarks/speed_vs_sb3.py --env HalfCheetah-v5 --measure 3000 --repeats 3 --k 1 4 --seeds-check 4
 """
@@ -11,10 +12,12 @@ then `measure` further steps are timed. Writes JSON to benchmarks/results/ with 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import tempfile
 import time
@@ -78,6 +81,15 @@ def sb3_sps(env_id: str, learning_starts: int, measure: int, k: int, seed: int) 
     return measure / (time.perf_counter() - start)
 
 
+def in_fresh_process(library: str, env: str, learning_starts: int, measure: int, k: int, seeds: int,
+                     seed: int) -> float:
+    """Run one timing in a new Python process and return its steps per second."""
+    command = [sys.executable, __file__, "--one", library, "--env", env, "--learning-starts", str(learning_starts),
+               "--measure", str(measure), "--k", str(k), "--seeds", str(seeds), "--seed", str(seed)]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return float(output.strip().splitlines()[-1])
+
+
 def versions() -> dict:
     """Library versions and the machine."""
     import jax
@@ -103,21 +115,32 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="alternating run pairs per K")
     parser.add_argument("--k", type=int, nargs="+", default=[1, 4], help="updates per learner call (and steps)")
     parser.add_argument("--seeds-check", type=int, default=0, help="also time --seeds N against N single runs")
+    parser.add_argument("--one", choices=["dpgkit", "sb3"], help=argparse.SUPPRESS)
+    parser.add_argument("--seeds", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one == "dpgkit":
+        print(dpgkit_sps(args.env, args.learning_starts, args.measure, args.k[0], args.seeds, args.seed))
+        return
+    if args.one == "sb3":
+        print(sb3_sps(args.env, args.learning_starts, args.measure, args.k[0], args.seed))
+        return
+    run = functools.partial(in_fresh_process, env=args.env, learning_starts=args.learning_starts,
+                            measure=args.measure)
     report = {"command": "python " + shlex.join(sys.argv), "versions": versions(), "k": {}}
     for k in args.k:
         ours, theirs = [], []
         for r in range(args.repeats):
-            ours.append(dpgkit_sps(args.env, args.learning_starts, args.measure, k, 1, r))
-            theirs.append(sb3_sps(args.env, args.learning_starts, args.measure, k, r))
+            ours.append(run("dpgkit", k=k, seeds=1, seed=r))
+            theirs.append(run("sb3", k=k, seeds=1, seed=r))
             print(f"K={k} run {r}: dpgkit {ours[-1]:.1f} steps/s, SB3 {theirs[-1]:.1f} steps/s", flush=True)
         ratio = np.median(ours) / np.median(theirs)
         report["k"][k] = {"dpgkit_sps": ours, "sb3_sps": theirs, "ratio_of_medians": ratio}
         print(f"K={k}: dpgkit {np.median(ours):.1f} / SB3 {np.median(theirs):.1f} = {ratio:.2f}x", flush=True)
     if args.seeds_check:
         n = args.seeds_check
-        together = dpgkit_sps(args.env, args.learning_starts, args.measure, 1, n, 0)
-        alone = dpgkit_sps(args.env, args.learning_starts, args.measure, 1, 1, 0)
+        together = run("dpgkit", k=1, seeds=n, seed=0)
+        alone = run("dpgkit", k=1, seeds=1, seed=0)
         report["seeds"] = {"seeds": n, "vmapped_agent_sps": together, "single_sps": alone,
                            "speedup_vs_separate_runs": together / alone}
         print(f"--seeds {n}: {together:.1f} agent-steps/s vs one run {alone:.1f} steps/s: "

@@ -100,7 +100,7 @@ class Trainer:
 
     def policy(self, obs: np.ndarray) -> np.ndarray:
         """Deterministic actions in actor units for obs shaped (seeds, copies, obs_dim)."""
-        return np.asarray(self.act_fn(self.acting_actor, jnp.asarray(obs, jnp.float32)))
+        return np.asarray(self.act_fn(self.acting_actor, obs))
 
     def behaviour_actions(self, obs: np.ndarray) -> np.ndarray:
         """Uniform random actions during warm-up, then mu(s) + noise, clipped to [-1, 1]."""
@@ -121,8 +121,7 @@ class Trainer:
                 raise NonFiniteError(self.stop_message(f"non-finite {name}", self.steps + 1))
         discount = (self.config.gamma * (1.0 - result.terminated)).astype(np.float32)
         self.replay.add(
-            Batch(obs.astype(np.float32), actions, result.reward.astype(np.float32), discount,
-                  result.next_obs.astype(np.float32))
+            Batch(obs, actions, result.reward.astype(np.float32), discount, result.next_obs)
         )
         done = result.terminated | result.truncated
         for noise, seed_done in zip(self.noises, done, strict=True):

@@ -23,6 +23,11 @@ class StepResult(NamedTuple):
     episode_lengths: list[list[int]]
 
 
+def as_float32(obs: np.ndarray) -> np.ndarray:
+    """Floating-point observations as float32 (what the networks take); other dtypes (uint8 pixels) as they are."""
+    return obs.astype(np.float32, copy=False) if np.issubdtype(obs.dtype, np.floating) else obs
+
+
 def copy_seed(agent_seed: int, actor: int) -> int:
     """The reset seed of one env copy, derived from its agent's seed alone."""
     return int(np.random.SeedSequence([agent_seed, actor]).generate_state(1)[0])
@@ -45,7 +50,7 @@ class LocalCollector:
         self.shape = (len(agent_seeds), actors)
         seeds = [copy_seed(s, a) for s in agent_seeds for a in range(actors)]
         obs, _ = self.envs.reset(seed=seeds)
-        self.obs = obs
+        self.obs = as_float32(obs)
         self.needs_reset = np.zeros(copies, bool)
         self.running_return = np.zeros(copies)
         self.running_length = np.zeros(copies, np.int64)
@@ -55,7 +60,7 @@ class LocalCollector:
         reset = self.needs_reset.copy()
         if reset.any():
             obs, _ = self.envs.reset(options={"reset_mask": reset})
-            self.obs = np.where(reset.reshape((-1,) + (1,) * (obs.ndim - 1)), obs, self.obs)
+            self.obs = np.where(reset.reshape((-1,) + (1,) * (obs.ndim - 1)), as_float32(obs), self.obs)
             self.needs_reset[:] = False
         return self.reshape(self.obs), self.reshape(reset)
 
@@ -63,7 +68,7 @@ class LocalCollector:
         """Step every copy with actions in actor units [-1, 1], shaped (seeds, actors, action_dim)."""
         flat = actions.reshape((-1,) + actions.shape[2:])
         obs, reward, terminated, truncated, _ = self.envs.step(self.scaler.to_env(flat))
-        self.obs = obs
+        self.obs = obs = as_float32(obs)
         done = terminated | truncated
         self.running_return += reward
         self.running_length += 1

@@ -31,8 +31,10 @@ class ReplayBuffer:
 
     def gather(self, indices: np.ndarray):
         """The transitions at indices (seeds, count), as a pytree of arrays (seeds, count, ...)."""
-        seed_rows = np.arange(self.seeds)[:, None]
-        return jax.tree_util.tree_map(lambda store: store[seed_rows, indices], self.storage)
+        flat = indices + (np.arange(self.seeds) * self.capacity)[:, None]
+        return jax.tree_util.tree_map(
+            lambda store: store.reshape((-1,) + store.shape[2:])[flat], self.storage
+        )
 
     def sample(self, rngs: list[np.random.Generator], count: int):
         """count uniformly drawn transitions per seed, as a pytree of arrays (seeds, count, ...)."""
