@@ -32,7 +32,10 @@ def gate(pass_rate: float, trials: int = 5, confidence: float = 0.9) -> int:
     """Largest k with P(Binomial(trials, pass_rate) >= k) >= confidence (0 if none)."""
     best = 0
     for k in range(1, trials + 1):
-        tail = sum(math.comb(trials, j) * pass_rate**j * (1 - pass_rate) ** (trials - j) for j in range(k, trials + 1))
+        tail = sum(
+            math.comb(trials, j) * pass_rate**j * (1 - pass_rate) ** (trials - j)
+            for j in range(k, trials + 1)
+        )
         if tail >= confidence:
             best = k
     return best
@@ -40,7 +43,7 @@ def gate(pass_rate: float, trials: int = 5, confidence: float = 0.9) -> int:
 
 def first_reaching(run_dir: Path, seeds: list[int], threshold: float) -> dict[int, int | None]:
     """Per seed, the first evaluated step whose mean return is at least threshold."""
-    curves = read_metrics(run_dir).get("eval/return", {})
+    curves = read_metrics(run_dir).get("eval/return", {}) if (run_dir / "metrics.csv").exists() else {}
     found = {}
     for seed in seeds:
         steps, values = curves.get(seed, (np.zeros(0), np.zeros(0)))
@@ -68,7 +71,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--threshold", type=float, default=-200.0)
     parser.add_argument("--eval-every", type=int, default=1_000)
-    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="config overrides (Python literals)")
+    parser.add_argument(
+        "--set", nargs="*", default=[], metavar="FIELD=VALUE", help="config overrides (Python literals)"
+    )
     args = parser.parse_args()
     overrides = {k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in args.set)}
     run_dir = Path("runs") / f"threshold-{args.algo}-{args.env}-{time.strftime('%Y%m%d-%H%M%S')}"

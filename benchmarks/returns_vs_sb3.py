@@ -35,9 +35,19 @@ def run_dpgkit(out: Path, env: str, seeds: int, steps: int, k: int) -> Path:
     if (run_dir / "checkpoints" / "LATEST").exists():
         agent = TD3.load(run_dir)
     else:
-        agent = TD3(env, seed=0, seeds=seeds, total_steps=steps, learning_starts=LEARNING_STARTS, train_freq=k,
-                    gradient_steps=k, eval_every=EVAL_EVERY, eval_episodes=EPISODES, checkpoint_every=10_000,
-                    run_dir=str(run_dir))
+        agent = TD3(
+            env,
+            seed=0,
+            seeds=seeds,
+            total_steps=steps,
+            learning_starts=LEARNING_STARTS,
+            train_freq=k,
+            gradient_steps=k,
+            eval_every=EVAL_EVERY,
+            eval_episodes=EPISODES,
+            checkpoint_every=10_000,
+            run_dir=str(run_dir),
+        )
     agent.learn()
     agent.save()
     return run_dir
@@ -67,26 +77,43 @@ def run_sb3(out: Path, env_id: str, seeds: int, steps: int, k: int) -> Path:
     from stable_baselines3.common.noise import NormalActionNoise
 
     run_dir = out / f"sb3-k{k}"
-    done = {seed for seed, (s, _) in read_metrics(run_dir).get("eval/return", {}).items() if s.max() >= steps} \
-        if (run_dir / "metrics.csv").exists() else set()
+    done = (
+        {seed for seed, (s, _) in read_metrics(run_dir).get("eval/return", {}).items() if s.max() >= steps}
+        if (run_dir / "metrics.csv").exists()
+        else set()
+    )
     for seed in range(seeds):
         if seed in done:
             continue
         logger = RunLogger(run_dir, [seed], tensorboard=False)
 
         class Evaluate(BaseCallback):
+            def __init__(self, logger: RunLogger):
+                super().__init__()
+                self.run_logger = logger
+
             def _on_step(self) -> bool:
                 if self.num_timesteps % EVAL_EVERY == 0:
-                    logger.log(self.num_timesteps, {"eval/return": sb3_evaluate(self.model, env_id)})
+                    self.run_logger.log(self.num_timesteps, {"eval/return": sb3_evaluate(self.model, env_id)})
                 return True
 
         env = gym.make(env_id)
         n = env.action_space.shape[0]
-        model = SB3TD3("MlpPolicy", env, learning_starts=LEARNING_STARTS, batch_size=256, train_freq=k,
-                       gradient_steps=k, action_noise=NormalActionNoise(np.zeros(n), 0.1 * np.ones(n)),
-                       policy_kwargs={"net_arch": [256, 256]}, seed=seed, device="cpu", verbose=0)
+        model = SB3TD3(
+            "MlpPolicy",
+            env,
+            learning_starts=LEARNING_STARTS,
+            batch_size=256,
+            train_freq=k,
+            gradient_steps=k,
+            action_noise=NormalActionNoise(np.zeros(n), 0.1 * np.ones(n)),
+            policy_kwargs={"net_arch": [256, 256]},
+            seed=seed,
+            device="cpu",
+            verbose=0,
+        )
         start = time.perf_counter()
-        model.learn(steps, callback=Evaluate())
+        model.learn(steps, callback=Evaluate(logger))
         logger.log(steps, {"charts/wall_seconds": time.perf_counter() - start})
         logger.close()
     return run_dir
@@ -117,9 +144,16 @@ def main() -> None:
     for name, run_dir in runs.items():
         returns = final_returns(run_dir, args.steps)
         summary[name] = {"returns": returns, "mean": float(np.mean(returns)), "std": float(np.std(returns))}
-        print(f"{name}: {np.mean(returns):.0f} ± {np.std(returns):.0f} at {args.steps} steps over {len(returns)} seeds")
-    png = plot_runs([str(r) for r in runs.values()], str(out / "curves.png"), reference=str(REFERENCE),
-                    reference_env=args.env.split("-")[0], max_step=args.steps)
+        print(
+            f"{name}: {np.mean(returns):.0f} ± {np.std(returns):.0f} at {args.steps} steps over {len(returns)} seeds"
+        )
+    png = plot_runs(
+        [str(r) for r in runs.values()],
+        str(out / "curves.png"),
+        reference=str(REFERENCE),
+        reference_env=args.env.split("-")[0],
+        max_step=args.steps,
+    )
     summary["plot"] = str(png)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))

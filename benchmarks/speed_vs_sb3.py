@@ -81,11 +81,28 @@ def sb3_sps(env_id: str, learning_starts: int, measure: int, k: int, seed: int) 
     return measure / (time.perf_counter() - start)
 
 
-def in_fresh_process(library: str, env: str, learning_starts: int, measure: int, k: int, seeds: int,
-                     seed: int) -> float:
+def in_fresh_process(
+    library: str, env: str, learning_starts: int, measure: int, k: int, seeds: int, seed: int
+) -> float:
     """Run one timing in a new Python process and return its steps per second."""
-    command = [sys.executable, __file__, "--one", library, "--env", env, "--learning-starts", str(learning_starts),
-               "--measure", str(measure), "--k", str(k), "--seeds", str(seeds), "--seed", str(seed)]
+    command = [
+        sys.executable,
+        __file__,
+        "--one",
+        library,
+        "--env",
+        env,
+        "--learning-starts",
+        str(learning_starts),
+        "--measure",
+        str(measure),
+        "--k",
+        str(k),
+        "--seeds",
+        str(seeds),
+        "--seed",
+        str(seed),
+    ]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return float(output.strip().splitlines()[-1])
 
@@ -113,8 +130,12 @@ def main() -> None:
     parser.add_argument("--learning-starts", type=int, default=5000)
     parser.add_argument("--measure", type=int, default=3000, help="timed learning steps per run")
     parser.add_argument("--repeats", type=int, default=3, help="alternating run pairs per K")
-    parser.add_argument("--k", type=int, nargs="+", default=[1, 4], help="updates per learner call (and steps)")
-    parser.add_argument("--seeds-check", type=int, default=0, help="also time --seeds N against N single runs")
+    parser.add_argument(
+        "--k", type=int, nargs="+", default=[1, 4], help="updates per learner call (and steps)"
+    )
+    parser.add_argument(
+        "--seeds-check", type=int, default=0, help="also time --seeds N against N single runs"
+    )
     parser.add_argument("--one", choices=["dpgkit", "sb3"], help=argparse.SUPPRESS)
     parser.add_argument("--seeds", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
@@ -125,8 +146,9 @@ def main() -> None:
     if args.one == "sb3":
         print(sb3_sps(args.env, args.learning_starts, args.measure, args.k[0], args.seed))
         return
-    run = functools.partial(in_fresh_process, env=args.env, learning_starts=args.learning_starts,
-                            measure=args.measure)
+    run = functools.partial(
+        in_fresh_process, env=args.env, learning_starts=args.learning_starts, measure=args.measure
+    )
     report = {"command": "python " + shlex.join(sys.argv), "versions": versions(), "k": {}}
     for k in args.k:
         ours, theirs = [], []
@@ -141,10 +163,17 @@ def main() -> None:
         n = args.seeds_check
         together = run("dpgkit", k=1, seeds=n, seed=0)
         alone = run("dpgkit", k=1, seeds=1, seed=0)
-        report["seeds"] = {"seeds": n, "vmapped_agent_sps": together, "single_sps": alone,
-                           "speedup_vs_separate_runs": together / alone}
-        print(f"--seeds {n}: {together:.1f} agent-steps/s vs one run {alone:.1f} steps/s: "
-              f"{together / alone:.2f}x the throughput of {n} runs one after another", flush=True)
+        report["seeds"] = {
+            "seeds": n,
+            "vmapped_agent_sps": together,
+            "single_sps": alone,
+            "speedup_vs_separate_runs": together / alone,
+        }
+        print(
+            f"--seeds {n}: {together:.1f} agent-steps/s vs one run {alone:.1f} steps/s: "
+            f"{together / alone:.2f}x the throughput of {n} runs one after another",
+            flush=True,
+        )
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"speed_vs_sb3_{args.env}_{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(report, indent=2))

@@ -53,12 +53,31 @@ def main() -> None:
         return jax.tree_util.tree_map(lambda x: jnp.stack([x] * seeds), state)
 
     variants = {
-        "seeds=1 squeeze, K=1": (jax.jit(over_seeds(update, 1, (0, 0, None))), stacked(1), batches(rng, 1, 1)),
-        "seeds=1 vmap, K=1": (jax.jit(jax.vmap(update, in_axes=(0, 0, None))), stacked(1), batches(rng, 1, 1)),
-        "seeds=1 squeeze, K=2": (jax.jit(over_seeds(update, 1, (0, 0, None))), stacked(1), batches(rng, 1, 2)),
-        "seeds=1 squeeze, K=4": (jax.jit(over_seeds(update, 1, (0, 0, None))), stacked(1), batches(rng, 1, 4)),
+        "seeds=1 squeeze, K=1": (
+            jax.jit(over_seeds(update, 1, (0, 0, None))),
+            stacked(1),
+            batches(rng, 1, 1),
+        ),
+        "seeds=1 vmap, K=1": (
+            jax.jit(jax.vmap(update, in_axes=(0, 0, None))),
+            stacked(1),
+            batches(rng, 1, 1),
+        ),
+        "seeds=1 squeeze, K=2": (
+            jax.jit(over_seeds(update, 1, (0, 0, None))),
+            stacked(1),
+            batches(rng, 1, 2),
+        ),
+        "seeds=1 squeeze, K=4": (
+            jax.jit(over_seeds(update, 1, (0, 0, None))),
+            stacked(1),
+            batches(rng, 1, 4),
+        ),
         "seeds=4 vmap, K=1 (per agent-update)": (
-            jax.jit(over_seeds(update, 4, (0, 0, None))), stacked(4), batches(rng, 4, 1)),
+            jax.jit(over_seeds(update, 4, (0, 0, None))),
+            stacked(4),
+            batches(rng, 4, 1),
+        ),
     }
     times = {name: [] for name in variants}
     for name, (fn, st, b) in variants.items():

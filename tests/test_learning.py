@@ -12,7 +12,7 @@ import pytest
 from dpgkit import DDPG, TD3
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from learning_thresholds import learn_until  # noqa: E402
+from learning_thresholds import learn_until
 
 CASES = [
     # (algorithm, env, steps, threshold, k of 5)
@@ -23,10 +23,20 @@ CASES = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("algo", "env", "steps", "threshold", "k"), CASES, ids=lambda c: getattr(c, "name", c))
+@pytest.mark.parametrize(
+    ("algo", "env", "steps", "threshold", "k"), CASES, ids=lambda c: getattr(c, "name", c)
+)
 def test_reaches_threshold(tmp_path, algo, env, steps, threshold, k):
-    agent = algo(env, seed=100, seeds=5, total_steps=steps, eval_every=1_000, eval_episodes=10,
-                 run_dir=str(tmp_path), progress=False)
+    agent = algo(
+        env,
+        seed=100,
+        seeds=5,
+        total_steps=steps,
+        eval_every=1_000,
+        eval_episodes=10,
+        run_dir=str(tmp_path),
+        progress=False,
+    )
     reached = learn_until(agent, tmp_path, steps, threshold, chunk=1_000, needed=k)
     passed = [seed for seed, step in reached.items() if step is not None]
     assert len(passed) >= k, f"{len(passed)} of 5 seeds reached {threshold} by {steps} steps: {reached}"

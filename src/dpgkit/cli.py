@@ -62,7 +62,9 @@ def resume(argv: list[str]) -> None:
     """dpgkit resume RUN_DIR."""
     parser = argparse.ArgumentParser(prog="dpgkit resume", description="Continue a saved run.")
     parser.add_argument("run_dir", help="run directory holding checkpoints/")
-    parser.add_argument("--total-steps", type=int, default=None, help="new total env steps (default: the run's)")
+    parser.add_argument(
+        "--total-steps", type=int, default=None, help="new total env steps (default: the run's)"
+    )
     args = parser.parse_args(argv)
     from dpgkit.algos import Agent
 
@@ -76,10 +78,14 @@ def resume(argv: list[str]) -> None:
 
 def evaluate(argv: list[str]) -> None:
     """dpgkit eval RUN_DIR."""
-    parser = argparse.ArgumentParser(prog="dpgkit eval", description="Deterministic evaluation of a saved run.")
+    parser = argparse.ArgumentParser(
+        prog="dpgkit eval", description="Deterministic evaluation of a saved run."
+    )
     parser.add_argument("run_dir", help="run directory (or checkpoint folder)")
     parser.add_argument("--episodes", type=int, default=10, help="episodes per seed")
-    parser.add_argument("--video", action="store_true", help="also record one episode to RUN_DIR/videos/eval.mp4")
+    parser.add_argument(
+        "--video", action="store_true", help="also record one episode to RUN_DIR/videos/eval.mp4"
+    )
     args = parser.parse_args(argv)
     from dpgkit.algos import Agent
 
@@ -117,8 +123,12 @@ def plot(argv: list[str]) -> None:
     parser.add_argument("run_dirs", nargs="+", help="run directories")
     parser.add_argument("--out", default=None, help="PNG path (default: FIRST_RUN/curves.png)")
     parser.add_argument("--key", default="eval/return", help="logged key to plot")
-    parser.add_argument("--reference", default=None, help="CSV of reference curves (env,seed,step,eval_return)")
-    parser.add_argument("--reference-env", default=None, help="env name in the reference CSV, e.g. HalfCheetah")
+    parser.add_argument(
+        "--reference", default=None, help="CSV of reference curves (env,seed,step,eval_return)"
+    )
+    parser.add_argument(
+        "--reference-env", default=None, help="env name in the reference CSV, e.g. HalfCheetah"
+    )
     parser.add_argument("--max-step", type=int, default=None, help="crop the x axis")
     args = parser.parse_args(argv)
     from dpgkit.plot import plot_runs

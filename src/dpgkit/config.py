@@ -120,14 +120,36 @@ def ddpg_paper_config() -> DDPGConfig:
 
 def validate(config: Config) -> None:
     """Raise ValueError naming the first field whose value makes no sense."""
-    positive = ["total_steps", "seeds", "actors", "actor_lr", "critic_lr", "batch_size", "buffer_size",
-                "train_freq", "gradient_steps", "num_critics", "policy_delay", "eval_episodes", "log_every"]
+    positive = [
+        "total_steps",
+        "seeds",
+        "actors",
+        "actor_lr",
+        "critic_lr",
+        "batch_size",
+        "buffer_size",
+        "train_freq",
+        "gradient_steps",
+        "num_critics",
+        "policy_delay",
+        "eval_episodes",
+        "log_every",
+    ]
     for name in positive:
         value = getattr(config, name)
         if not value > 0:
             raise ValueError(f"config.{name} must be > 0, got {value!r}")
-    non_negative = ["learning_starts", "critic_l2", "final_init", "target_noise", "target_noise_clip",
-                    "noise_sigma", "ou_theta", "eval_every", "checkpoint_every"]
+    non_negative = [
+        "learning_starts",
+        "critic_l2",
+        "final_init",
+        "target_noise",
+        "target_noise_clip",
+        "noise_sigma",
+        "ou_theta",
+        "eval_every",
+        "checkpoint_every",
+    ]
     for name in non_negative:
         value = getattr(config, name)
         if not value >= 0:

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import time
+from typing import Self
 
 import numpy as np
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 
 class TrainingProgress:
@@ -27,7 +35,7 @@ class TrainingProgress:
         )
         self.task = self.progress.add_task("train", total=total, completed=completed, sps="-", eval="-")
 
-    def __enter__(self) -> TrainingProgress:
+    def __enter__(self) -> Self:
         self.progress.__enter__()
         return self
 

@@ -72,8 +72,12 @@ class Trainer:
         self.agent_seeds = [config.seed + i for i in range(config.seeds)]
         self.spec = learner_spec(config, self.action_dim)
         obs_example = jnp.zeros((1, self.obs_dim), jnp.float32)
-        self.state = stack_trees([init_learner(self.spec, jax.random.PRNGKey(s), obs_example) for s in self.agent_seeds])
-        self.update_fn = jax.jit(over_seeds(functools.partial(update_block, self.spec), config.seeds, (0, 0, None)))
+        self.state = stack_trees(
+            [init_learner(self.spec, jax.random.PRNGKey(s), obs_example) for s in self.agent_seeds]
+        )
+        self.update_fn = jax.jit(
+            over_seeds(functools.partial(update_block, self.spec), config.seeds, (0, 0, None))
+        )
         self.act_fn = jax.jit(over_seeds(self.spec.actor.apply, config.seeds, (0, 0)))
         self.collector = LocalCollector(make_env, self.agent_seeds, config.actors)
         example = Batch(
@@ -86,21 +90,31 @@ class Trainer:
         self.replay = ReplayBuffer(config.seeds, config.buffer_size, example)
         self.rngs = [host_rng(s) for s in self.agent_seeds]
         self.noises = [
-            make_noise(config.noise, config.actors, self.action_dim, config.noise_sigma, config.ou_theta, config.ou_dt)
+            make_noise(
+                config.noise,
+                config.actors,
+                self.action_dim,
+                config.noise_sigma,
+                config.ou_theta,
+                config.ou_dt,
+            )
             for _ in self.agent_seeds
         ]
-        self.acting_actor = self.state.actor
+        self.host = jax.devices("cpu")[0]
+        self.acting_actor = jax.device_put(self.state.actor, self.host)
         self.pending: list = []
         self.steps = 0
         self.updates = 0
-        self.run_dir = pathlib.Path(config.run_dir or f"runs/{algo}-{config.env}-{time.strftime('%Y%m%d-%H%M%S')}")
+        self.run_dir = pathlib.Path(
+            config.run_dir or f"runs/{algo}-{config.env}-{time.strftime('%Y%m%d-%H%M%S')}"
+        )
         self.evaluator: Evaluator | None = None
         self.last_eval = np.full(config.seeds, np.nan)
         self.last_checkpoint: pathlib.Path | None = None
 
     def policy(self, obs: np.ndarray) -> np.ndarray:
         """Deterministic actions in actor units for obs shaped (seeds, copies, obs_dim)."""
-        return np.asarray(self.act_fn(self.acting_actor, obs))
+        return np.asarray(self.act_fn(self.acting_actor, np.asarray(obs, np.float32)))
 
     def behaviour_actions(self, obs: np.ndarray) -> np.ndarray:
         """Uniform random actions during warm-up, then mu(s) + noise, clipped to [-1, 1]."""
@@ -120,9 +134,7 @@ class Trainer:
                 self.check_losses(stats)
                 raise NonFiniteError(self.stop_message(f"non-finite {name}", self.steps + 1))
         discount = (self.config.gamma * (1.0 - result.terminated)).astype(np.float32)
-        self.replay.add(
-            Batch(obs, actions, result.reward.astype(np.float32), discount, result.next_obs)
-        )
+        self.replay.add(Batch(obs, actions, result.reward.astype(np.float32), discount, result.next_obs))
         done = result.terminated | result.truncated
         for noise, seed_done in zip(self.noises, done, strict=True):
             noise.reset(seed_done)
@@ -133,22 +145,24 @@ class Trainer:
     def learner_call(self) -> None:
         """Sample K batches per seed at once and dispatch K updates in one jitted call (not waited for).
 
-        The acting policy keeps the old actor buffers when the call has no actor step (the values are the
-        same), so the next env steps run while the critic update computes.
+        The acting policy is a host (CPU) copy of the actor, refreshed only by calls with an actor step (the
+        values are otherwise the same), so after a critic-only call the next env steps run while it computes.
         """
         k, b = self.config.gradient_steps, self.config.batch_size
         batch = self.replay.sample(self.rngs, k * b)
         batch = jax.tree_util.tree_map(lambda x: x.reshape((x.shape[0], k, b) + x.shape[2:]), batch)
         self.state, summary = self.update_fn(self.state, batch, np.int32(self.updates))
         if calls_actor_step(self.updates, k, self.config.policy_delay):
-            self.acting_actor = self.state.actor
+            self.acting_actor = jax.device_put(self.state.actor, self.host)
         self.updates += k
         self.pending.append((self.steps, summary))
 
     def check_losses(self, stats: dict) -> None:
         """Fetch the losses of the calls since the last check; stop at the first non-finite one."""
         for steps, summary in jax.device_get(self.pending):
-            if not (np.isfinite(summary["critic_loss"]).all() and np.isfinite(summary["actor_loss_sum"]).all()):
+            if not (
+                np.isfinite(summary["critic_loss"]).all() and np.isfinite(summary["actor_loss_sum"]).all()
+            ):
                 self.pending.clear()
                 raise NonFiniteError(self.stop_message("non-finite loss", steps))
             stats["critic_loss"] += summary["critic_loss"]
@@ -224,11 +238,13 @@ class Trainer:
         self.state = jax.tree_util.tree_map(jnp.asarray, unflatten_tree(self.state, arrays["learner"]))
         self.replay.load_state(arrays["replay"])
         for i, noise in enumerate(self.noises):
-            noise.load_state({k.split("/", 1)[1]: v for k, v in arrays["noise"].items() if k.startswith(f"{i}/")})
+            noise.load_state(
+                {k.split("/", 1)[1]: v for k, v in arrays["noise"].items() if k.startswith(f"{i}/")}
+            )
         for rng, state in zip(self.rngs, meta["host_rng"], strict=True):
             rng.bit_generator.state = state
         self.collector.load_state(meta["collector"])
-        self.acting_actor = self.state.actor
+        self.acting_actor = jax.device_put(self.state.actor, self.host)
         self.steps, self.updates = meta["steps"], meta["updates"]
         self.last_eval = np.asarray(meta["last_eval"], np.float64)
 
@@ -256,7 +272,9 @@ def summarize(stats: dict, sps: float) -> dict:
         return {
             "charts/episodic_return": np.array([np.mean(r) if r else np.nan for r in stats["returns"]]),
             "charts/SPS": sps,
-            "losses/critic": stats["critic_loss"] / stats["critic_calls"] if stats["critic_calls"] else np.nan,
+            "losses/critic": stats["critic_loss"] / stats["critic_calls"]
+            if stats["critic_calls"]
+            else np.nan,
             "losses/actor": stats["actor_loss"] / stats["actor_steps"],
         }
 
@@ -266,4 +284,3 @@ def config_from_meta(config_class: type[Config], meta: dict) -> Config:
     values = dict(meta["config"])
     values["hidden"] = tuple(values["hidden"])
     return config_class(**values)
-

@@ -2,7 +2,6 @@
 pytree observations and dtypes."""
 
 import numpy as np
-import pytest
 
 from dpgkit.replay import ReplayBuffer
 

@@ -4,4 +4,4 @@ from dpgkit.algos.base import ALGORITHMS, Agent
 from dpgkit.algos.ddpg import DDPG
 from dpgkit.algos.td3 import TD3
 
-__all__ = ["ALGORITHMS", "Agent", "DDPG", "TD3"]
+__all__ = ["ALGORITHMS", "DDPG", "TD3", "Agent"]

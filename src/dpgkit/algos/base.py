@@ -95,7 +95,9 @@ class Agent:
         return self.trainer.save(self.run_dir if path is None else path)
 
     @classmethod
-    def load(cls, path: str | pathlib.Path, env: str | gym.Env | Callable[[], gym.Env] | None = None) -> Agent:
+    def load(
+        cls, path: str | pathlib.Path, env: str | gym.Env | Callable[[], gym.Env] | None = None
+    ) -> Agent:
         """Load a checkpoint (a run dir or a checkpoint folder), ready to act or to continue learning."""
         arrays, meta = load_checkpoint(path)
         if meta["algo"] != cls.name and cls is not Agent:
@@ -103,8 +105,14 @@ class Agent:
         agent_class = ALGORITHMS[meta["algo"]] if cls is Agent else cls
         config = config_from_meta(agent_class.config_class, meta)
         if env is None and config.env.startswith(CUSTOM):
-            raise ValueError(f"{path} was trained on a custom environment ({config.env}): pass env= to load it")
-        run_dir = pathlib.Path(path) if (pathlib.Path(path) / "checkpoints").is_dir() else pathlib.Path(config.run_dir)
+            raise ValueError(
+                f"{path} was trained on a custom environment ({config.env}): pass env= to load it"
+            )
+        run_dir = (
+            pathlib.Path(path)
+            if (pathlib.Path(path) / "checkpoints").is_dir()
+            else pathlib.Path(config.run_dir)
+        )
         agent = agent_class(env or config.env, config=dataclasses.replace(config, run_dir=str(run_dir)))
         agent.trainer.restore(arrays, meta)
         return agent

@@ -81,7 +81,12 @@ class LocalCollector:
         self.running_length[done] = 0
         self.needs_reset |= done
         return StepResult(
-            self.reshape(obs), self.reshape(reward), self.reshape(terminated), self.reshape(truncated), returns, lengths
+            self.reshape(obs),
+            self.reshape(reward),
+            self.reshape(terminated),
+            self.reshape(truncated),
+            returns,
+            lengths,
         )
 
     def reshape(self, x: np.ndarray) -> np.ndarray:

@@ -35,7 +35,9 @@ def env_factory(env: str | gym.Env | Callable[[], gym.Env]) -> Callable[[], gym.
         return copy_env
     if callable(env):
         return env
-    raise TypeError(f"env must be a Gymnasium env id, a gymnasium.Env or a function making one, got {type(env)}")
+    raise TypeError(
+        f"env must be a Gymnasium env id, a gymnasium.Env or a function making one, got {type(env)}"
+    )
 
 
 def check_action_space(space: gym.Space) -> None:
@@ -82,4 +84,6 @@ class ActionScaler:
 
     def to_actor(self, action: np.ndarray) -> np.ndarray:
         """2 (a - low) / (high - low) - 1."""
-        return (2.0 * (np.asarray(action, np.float64) - self.low) / (self.high - self.low) - 1.0).astype(np.float32)
+        return (2.0 * (np.asarray(action, np.float64) - self.low) / (self.high - self.low) - 1.0).astype(
+            np.float32
+        )

@@ -41,7 +41,9 @@ class GaussianNoise(ActionNoise):
 class OrnsteinUhlenbeckNoise(ActionNoise):
     """x <- x + theta (mu - x) dt + sigma sqrt(dt) N(0, I) (Uhlenbeck and Ornstein 1930; Lillicrap et al. 2015)."""
 
-    def __init__(self, copies: int, action_dim: int, sigma, theta: float = 0.15, dt: float = 1e-2, mu: float = 0.0):
+    def __init__(
+        self, copies: int, action_dim: int, sigma, theta: float = 0.15, dt: float = 1e-2, mu: float = 0.0
+    ):
         super().__init__(copies, action_dim, sigma)
         self.theta, self.dt, self.mu = theta, dt, mu
         self.x = np.full(self.shape, mu, np.float64)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -171,14 +172,18 @@ def delayed_update(spec: LearnerSpec, state: LearnerState, batch: Batch, update_
     state, actor_loss = jax.lax.cond(
         is_actor_step, lambda s: actor_step(spec, s, batch), lambda s: (s, jnp.zeros((), jnp.float32)), state
     )
-    return state, (critic_loss[None], jnp.where(is_actor_step, actor_loss, 0.0), is_actor_step.astype(jnp.int32))
+    return state, (
+        critic_loss[None],
+        jnp.where(is_actor_step, actor_loss, 0.0),
+        is_actor_step.astype(jnp.int32),
+    )
 
 
 def update_group(spec: LearnerSpec, state: LearnerState, batches: Batch):
     """d updates: d critic steps, the actor and target step after the last (TD3's delay, no cond)."""
     critic_losses = []
     for j in range(spec.policy_delay):
-        state, loss = critic_update(spec, state, jax.tree_util.tree_map(lambda x: x[j], batches))
+        state, loss = critic_update(spec, state, jax.tree_util.tree_map(operator.itemgetter(j), batches))
         critic_losses.append(loss)
     state, actor_loss = actor_step(spec, state, jax.tree_util.tree_map(lambda x: x[-1], batches))
     return state, (jnp.stack(critic_losses), actor_loss, jnp.ones((), jnp.int32))
@@ -201,5 +206,9 @@ def update_block(spec: LearnerSpec, state: LearnerState, batches: Batch, first_u
         state, (critic, actor, steps) = jax.lax.scan(
             lambda s, xs: delayed_update(spec, s, *xs), state, (batches, indices), unroll=unroll
         )
-    summary = {"critic_loss": jnp.mean(critic), "actor_loss_sum": jnp.sum(actor), "actor_steps": jnp.sum(steps)}
+    summary = {
+        "critic_loss": jnp.mean(critic),
+        "actor_loss_sum": jnp.sum(actor),
+        "actor_steps": jnp.sum(steps),
+    }
     return state, summary

@@ -21,7 +21,9 @@ class ReplayBuffer:
         """Store transitions with leading axes (seeds, copies), overwriting the oldest when full."""
         copies = jax.tree_util.tree_leaves(transitions)[0].shape[1]
         rows = (self.pos + np.arange(copies)) % self.capacity
-        jax.tree_util.tree_map(lambda store, x: store.__setitem__((slice(None), rows), x), self.storage, transitions)
+        jax.tree_util.tree_map(
+            lambda store, x: store.__setitem__((slice(None), rows), x), self.storage, transitions
+        )
         self.pos = int((self.pos + copies) % self.capacity)
         self.size = min(self.size + copies, self.capacity)
 
@@ -49,7 +51,7 @@ class ReplayBuffer:
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
         """Restore from state()."""
-        leaves, treedef = jax.tree_util.tree_flatten(self.storage)
+        leaves = jax.tree_util.tree_leaves(self.storage)
         self.size = state["leaf_0"].shape[1]
         for i, leaf in enumerate(leaves):
             leaf[:, : self.size] = state[f"leaf_{i}"]
