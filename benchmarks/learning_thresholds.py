@@ -1,9 +1,9 @@
 """Measure how many seeds reach a return threshold by a step budget, to set the k-of-5 gates of the slow tests.
 
-Trains N seeds together (the learner vmapped over seeds; each seed equals its single run), evaluates every
-`eval_every` steps with 10 episodes on the fixed evaluation seeds, and records per seed the first step whose
-mean evaluation return reaches the threshold; training stops early once every seed has reached it (learning
-in chunks of `eval_every` steps continues the same run exactly). The gate k is the largest k with P(at least k of 5 pass) >= 0.9
+Trains N seeds one after another (a vmapped --seeds N run gives the same agents, but on 2 CPU cores N single
+runs that stop at the threshold finish sooner), evaluates every `eval_every` steps with 10 episodes on the
+fixed evaluation seeds, and records per seed the first step whose mean evaluation return reaches the
+threshold; a seed stops early once it has reached it (learning in chunks continues the same run exactly). The gate k is the largest k with P(at least k of 5 pass) >= 0.9
 under the measured pass rate. Results go to benchmarks/results/ as JSON with the command line.
 
     python benchmarks/learning_thresholds.py --algo td3 --env Pendulum-v1 --seeds 10 --steps 20000 --threshold -200
@@ -76,19 +76,25 @@ def main() -> None:
     )
     args = parser.parse_args()
     overrides = {k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in args.set)}
-    run_dir = Path("runs") / f"threshold-{args.algo}-{args.env}-{time.strftime('%Y%m%d-%H%M%S')}"
-    agent = ALGORITHMS[args.algo](
-        args.env,
-        seed=args.first_seed,
-        seeds=args.seeds,
-        total_steps=args.steps,
-        eval_every=args.eval_every,
-        eval_episodes=10,
-        run_dir=str(run_dir),
-        **overrides,
-    )
+    run_root = Path("runs") / f"threshold-{args.algo}-{args.env}-{time.strftime('%Y%m%d-%H%M%S')}"
     start = time.perf_counter()
-    reached = learn_until(agent, run_dir, args.steps, args.threshold, args.eval_every, args.seeds)
+    reached, stopped = {}, {}
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        run_dir = run_root / f"seed{seed}"
+        agent = ALGORITHMS[args.algo](
+            args.env,
+            seed=seed,
+            total_steps=args.steps,
+            eval_every=args.eval_every,
+            eval_episodes=10,
+            run_dir=str(run_dir),
+            progress=False,
+            **overrides,
+        )
+        reached.update(learn_until(agent, run_dir, args.steps, args.threshold, args.eval_every, 1))
+        stopped[seed] = agent.steps
+        agent.trainer.close()
+        print(f"seed {seed}: reached at {reached[seed]}", flush=True)
     wall = time.perf_counter() - start
     rate = sum(v is not None for v in reached.values()) / len(reached)
     report = {
@@ -100,9 +106,9 @@ def main() -> None:
         "first_step_reaching": reached,
         "pass_rate": rate,
         "gate_k_of_5": gate(rate),
-        "stopped_at_step": agent.steps,
+        "stopped_at_step": stopped,
         "wall_seconds": wall,
-        "run_dir": str(run_dir),
+        "run_dir": str(run_root),
     }
     print(json.dumps(report, indent=2))
     RESULTS.mkdir(exist_ok=True)
