@@ -24,8 +24,16 @@ ENV_IDS = [
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_trains_a_few_updates(tmp_path, env_id):
-    agent = TD3(env_id, learning_starts=24, batch_size=8, buffer_size=64, hidden=(8, 8), eval_every=0,
-                progress=False, run_dir=str(tmp_path))
+    agent = TD3(
+        env_id,
+        learning_starts=24,
+        batch_size=8,
+        buffer_size=64,
+        hidden=(8, 8),
+        eval_every=0,
+        progress=False,
+        run_dir=str(tmp_path),
+    )
     agent.learn(32)
     assert agent.steps == 32 and agent.trainer.updates == 9
     space = agent.trainer.collector.envs.single_action_space

@@ -185,6 +185,8 @@ class Trainer:
 
     def learn(self, total_steps: int) -> None:
         """Train for total_steps more env steps per seed, with logs, evaluations and checkpoints."""
+        if total_steps < 0:
+            raise ValueError(f"total_steps must be >= 0, got {total_steps}")
         config, target = self.config, self.steps + total_steps
         logger = RunLogger(self.run_dir, self.agent_seeds)
         stats = new_stats(config.seeds)
@@ -198,6 +200,7 @@ class Trainer:
                     if self.steps >= config.learning_starts and vector_step % config.train_freq == 0:
                         self.learner_call()
                     if crossed(before, self.steps, config.eval_every):
+                        self.check_losses(stats)
                         self.last_eval = self.evaluate().mean(axis=1)
                         logger.log(self.steps, {"eval/return": self.last_eval})
                     if crossed(before, self.steps, config.log_every) or self.steps >= target:
