@@ -137,6 +137,6 @@ def test_preset_applies_and_options_override_it():
     assert config.total_steps == 1_000_000  # the rest of the preset still applies
     assert config.env == "HalfCheetah-v5"
     ddpg = cli.train_config("ddpg", ["--env", "Pendulum-v1", "--seeds", "2"])
-    assert (ddpg.seeds, ddpg.learning_starts, ddpg.hidden, ddpg.num_critics) == (2, 1000, (400, 300), 1)
+    assert (ddpg.seeds, ddpg.learning_starts, ddpg.gamma, ddpg.num_critics) == (2, 1000, 0.98, 1)
     # no env given: the algorithm's defaults, no preset
     assert cli.train_config("td3", []).learning_starts == 25_000

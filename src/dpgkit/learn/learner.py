@@ -189,7 +189,7 @@ def update_group(spec: LearnerSpec, state: LearnerState, batches: Batch):
     return state, (jnp.stack(critic_losses), actor_loss, jnp.ones((), jnp.int32))
 
 
-def update_block(spec: LearnerSpec, state: LearnerState, batches: Batch, first_update, unroll: int = 1):
+def update_block(spec: LearnerSpec, state: LearnerState, batches: Batch, first_update):
     """K updates from batches stacked on axis 0, first_update the global index of the first.
 
     When d divides K (first_update is then a multiple of d), a lax.scan over K/d groups of d updates, each
@@ -199,12 +199,12 @@ def update_block(spec: LearnerSpec, state: LearnerState, batches: Batch, first_u
     if count % d == 0:
         groups = jax.tree_util.tree_map(lambda x: x.reshape((count // d, d) + x.shape[1:]), batches)
         state, (critic, actor, steps) = jax.lax.scan(
-            lambda s, b: update_group(spec, s, b), state, groups, unroll=unroll
+            lambda s, b: update_group(spec, s, b), state, groups
         )
     else:
         indices = first_update + jnp.arange(count)
         state, (critic, actor, steps) = jax.lax.scan(
-            lambda s, xs: delayed_update(spec, s, *xs), state, (batches, indices), unroll=unroll
+            lambda s, xs: delayed_update(spec, s, *xs), state, (batches, indices)
         )
     summary = {
         "critic_loss": jnp.mean(critic),
