@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: setup
-	$(VENV)/bin/dpgkit train td3 --env Pendulum-v1 --run-dir runs/td3-pendulum
+	$(VENV)/bin/dpgkit train td3 --env Pendulum-v1
 
 test: setup
 	$(PY) -m pytest -q

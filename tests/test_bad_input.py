@@ -179,3 +179,33 @@ def test_error_without_checkpoint_does_not_mention_one(tmp_path):
     with pytest.raises(NonFiniteError) as excinfo:
         agent.learn(10)
     assert "checkpoint" not in str(excinfo.value)
+
+
+def test_fresh_run_refuses_a_run_dir_holding_a_checkpoint(tmp_path):
+    from dpgkit import TD3
+    from dpgkit.checkpoint import latest_checkpoint
+
+    first = TD3(
+        "Pendulum-v1",
+        learning_starts=10,
+        batch_size=8,
+        hidden=(8, 8),
+        eval_every=0,
+        progress=False,
+        run_dir=str(tmp_path),
+    )
+    first.learn(20)
+    saved = first.save()
+    second = TD3(
+        "Pendulum-v1",
+        learning_starts=10,
+        batch_size=8,
+        hidden=(8, 8),
+        eval_every=0,
+        progress=False,
+        run_dir=str(tmp_path),
+    )
+    with pytest.raises(ValueError, match="already holds another run's checkpoint"):
+        second.learn(20)
+    assert latest_checkpoint(tmp_path) == saved and second.steps == 0
+    TD3.load(tmp_path).learn(20)  # resuming the run itself is fine

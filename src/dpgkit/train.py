@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dpgkit import __version__
-from dpgkit.checkpoint import flatten_tree, save_checkpoint, unflatten_tree
+from dpgkit.checkpoint import flatten_tree, latest_checkpoint, save_checkpoint, unflatten_tree
 from dpgkit.collect import LocalCollector
 from dpgkit.config import Config, validate
 from dpgkit.envs import check_action_space, check_observation_space
@@ -187,6 +187,11 @@ class Trainer:
         """Train for total_steps more env steps per seed, with logs, evaluations and checkpoints."""
         if total_steps < 0:
             raise ValueError(f"total_steps must be >= 0, got {total_steps}")
+        if self.steps == 0 and self.last_checkpoint is None and latest_checkpoint(self.run_dir) is not None:
+            raise ValueError(
+                f"{self.run_dir} already holds another run's checkpoint; continue it with `dpgkit resume "
+                f"{self.run_dir}` (or Agent.load) or train into another run_dir, so that nothing is overwritten"
+            )
         config, target = self.config, self.steps + total_steps
         logger = RunLogger(self.run_dir, self.agent_seeds)
         stats = new_stats(config.seeds)

@@ -198,9 +198,7 @@ def update_block(spec: LearnerSpec, state: LearnerState, batches: Batch, first_u
     count, d = jax.tree_util.tree_leaves(batches)[0].shape[0], spec.policy_delay
     if count % d == 0:
         groups = jax.tree_util.tree_map(lambda x: x.reshape((count // d, d) + x.shape[1:]), batches)
-        state, (critic, actor, steps) = jax.lax.scan(
-            lambda s, b: update_group(spec, s, b), state, groups
-        )
+        state, (critic, actor, steps) = jax.lax.scan(lambda s, b: update_group(spec, s, b), state, groups)
     else:
         indices = first_update + jnp.arange(count)
         state, (critic, actor, steps) = jax.lax.scan(
