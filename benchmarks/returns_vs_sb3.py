@@ -71,10 +71,8 @@ def sb3_evaluate(model, env_id: str) -> float:
 
 def run_sb3(out: Path, env_id: str, seeds: int, steps: int, k: int) -> Path:
     """Train SB3 TD3 one seed after another, logging evaluations in dpgkit's metrics format."""
-    import gymnasium as gym
-    from stable_baselines3 import TD3 as SB3TD3
+    from speed_vs_sb3 import sb3_td3
     from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.noise import NormalActionNoise
 
     run_dir = out / f"sb3-k{k}"
     done = (
@@ -97,21 +95,7 @@ def run_sb3(out: Path, env_id: str, seeds: int, steps: int, k: int) -> Path:
                     self.run_logger.log(self.num_timesteps, {"eval/return": sb3_evaluate(self.model, env_id)})
                 return True
 
-        env = gym.make(env_id)
-        n = env.action_space.shape[0]
-        model = SB3TD3(
-            "MlpPolicy",
-            env,
-            learning_starts=LEARNING_STARTS,
-            batch_size=256,
-            train_freq=k,
-            gradient_steps=k,
-            action_noise=NormalActionNoise(np.zeros(n), 0.1 * np.ones(n)),
-            policy_kwargs={"net_arch": [256, 256]},
-            seed=seed,
-            device="cpu",
-            verbose=0,
-        )
+        model = sb3_td3(env_id, LEARNING_STARTS, k, seed)
         start = time.perf_counter()
         model.learn(steps, callback=Evaluate(logger))
         logger.log(steps, {"charts/wall_seconds": time.perf_counter() - start})

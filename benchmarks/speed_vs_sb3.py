@@ -53,28 +53,33 @@ def dpgkit_sps(env_id: str, learning_starts: int, measure: int, k: int, seeds: i
     return seeds * measure / elapsed
 
 
-def sb3_sps(env_id: str, learning_starts: int, measure: int, k: int, seed: int) -> float:
-    """Steps per second of Stable-Baselines3 TD3 over `measure` learning steps."""
+def sb3_td3(env_id: str, learning_starts: int, k: int, seed: int, buffer_size: int = 1_000_000):
+    """Stable-Baselines3 TD3 with dpgkit's settings: 256-256, batch 256, Gaussian exploration 0.1."""
     import gymnasium as gym
     from stable_baselines3 import TD3
     from stable_baselines3.common.noise import NormalActionNoise
 
     env = gym.make(env_id)
     n = env.action_space.shape[0]
-    model = TD3(
+    return TD3(
         "MlpPolicy",
         env,
         learning_starts=learning_starts,
         batch_size=256,
         train_freq=k,
         gradient_steps=k,
-        buffer_size=learning_starts + measure + 1000,
+        buffer_size=buffer_size,
         action_noise=NormalActionNoise(np.zeros(n), 0.1 * np.ones(n)),
         policy_kwargs={"net_arch": [256, 256]},
         seed=seed,
         device="cpu",
         verbose=0,
     )
+
+
+def sb3_sps(env_id: str, learning_starts: int, measure: int, k: int, seed: int) -> float:
+    """Steps per second of Stable-Baselines3 TD3 over `measure` learning steps."""
+    model = sb3_td3(env_id, learning_starts, k, seed, buffer_size=learning_starts + measure + 1000)
     model.learn(learning_starts + 10 * k)
     start = time.perf_counter()
     model.learn(measure, reset_num_timesteps=False)

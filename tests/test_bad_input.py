@@ -185,26 +185,21 @@ def test_fresh_run_refuses_a_run_dir_holding_a_checkpoint(tmp_path):
     from dpgkit import TD3
     from dpgkit.checkpoint import latest_checkpoint
 
-    first = TD3(
-        "Pendulum-v1",
-        learning_starts=10,
-        batch_size=8,
-        hidden=(8, 8),
-        eval_every=0,
-        progress=False,
-        run_dir=str(tmp_path),
-    )
+    def fresh():
+        return TD3(
+            "Pendulum-v1",
+            learning_starts=10,
+            batch_size=8,
+            hidden=(8, 8),
+            eval_every=0,
+            progress=False,
+            run_dir=str(tmp_path),
+        )
+
+    first = fresh()
     first.learn(20)
     saved = first.save()
-    second = TD3(
-        "Pendulum-v1",
-        learning_starts=10,
-        batch_size=8,
-        hidden=(8, 8),
-        eval_every=0,
-        progress=False,
-        run_dir=str(tmp_path),
-    )
+    second = fresh()
     with pytest.raises(ValueError, match="already holds another run's checkpoint"):
         second.learn(20)
     assert latest_checkpoint(tmp_path) == saved and second.steps == 0
