@@ -1,7 +1,8 @@
 """Milliseconds per jitted TD3 update on this machine, for the choices the learner makes (HalfCheetah sizes).
 
-Compares, in one process and interleaved (min and median over rounds): one seed as a squeeze against a vmap of
-size 1; K=1 (policy delay by lax.cond) against K=2 and K=4 (groups of d updates, no cond); and seeds=4 vmapped.
+Compares, in one process and interleaved (min and median over rounds): the update without a seed axis against
+a vmap of size 1 (what the trainer runs); K=1 (policy delay by lax.cond) against K=2 and K=4 (groups of d
+updates, no cond); and seeds=4 vmapped.
 
     python benchmarks/update_cost.py --rounds 15
 """
@@ -21,7 +22,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from dpgkit.learn import Batch, LearnerSpec, init_learner, update_block
-from dpgkit.learn.seeds import over_seeds
 
 OBS, ACT, BATCH = 17, 6, 256
 
@@ -52,42 +52,24 @@ def main() -> None:
     def stacked(seeds):
         return jax.tree_util.tree_map(lambda x: jnp.stack([x] * seeds), state)
 
+    vmapped = jax.jit(jax.vmap(update, in_axes=(0, 0, None)))
+    one = batches(rng, 1, 1)
     variants = {
-        "seeds=1 squeeze, K=1": (
-            jax.jit(over_seeds(update, 1, (0, 0, None))),
-            stacked(1),
-            batches(rng, 1, 1),
-        ),
-        "seeds=1 vmap, K=1": (
-            jax.jit(jax.vmap(update, in_axes=(0, 0, None))),
-            stacked(1),
-            batches(rng, 1, 1),
-        ),
-        "seeds=1 squeeze, K=2": (
-            jax.jit(over_seeds(update, 1, (0, 0, None))),
-            stacked(1),
-            batches(rng, 1, 2),
-        ),
-        "seeds=1 squeeze, K=4": (
-            jax.jit(over_seeds(update, 1, (0, 0, None))),
-            stacked(1),
-            batches(rng, 1, 4),
-        ),
-        "seeds=4 vmap, K=1 (per agent-update)": (
-            jax.jit(over_seeds(update, 4, (0, 0, None))),
-            stacked(4),
-            batches(rng, 4, 1),
-        ),
+        "no seed axis, K=1": (jax.jit(update), state, jax.tree_util.tree_map(lambda x: x[0], one)),
+        "seeds=1 vmap, K=1": (vmapped, stacked(1), one),
+        "seeds=1 vmap, K=2": (vmapped, stacked(1), batches(rng, 1, 2)),
+        "seeds=1 vmap, K=4": (vmapped, stacked(1), batches(rng, 1, 4)),
+        "seeds=4 vmap, K=1 (per agent-update)": (vmapped, stacked(4), batches(rng, 4, 1)),
     }
     times = {name: [] for name in variants}
     for name, (fn, st, b) in variants.items():
         jax.block_until_ready(fn(st, b, np.int32(0)))
     for _ in range(args.rounds):
         for name, (fn, st, b) in variants.items():
-            per_call = b.reward.shape[0] * b.reward.shape[1]
+            per_call = b.reward.size // BATCH
             start = time.perf_counter()
             for i in range(args.calls):
-                out = fn(st, b, np.int32(i * b.reward.shape[1]))
+                out = fn(st, b, np.int32(i * b.reward.shape[-2]))
             jax.block_until_ready(out)
             times[name].append((time.perf_counter() - start) / args.calls / per_call * 1e3)
     report = {"command": "python " + shlex.join(sys.argv), "jax": jax.__version__, "ms_per_update": {}}

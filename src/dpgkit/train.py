@@ -21,7 +21,6 @@ from dpgkit.envs import check_action_space, check_observation_space
 from dpgkit.evaluate import Evaluator
 from dpgkit.explore import make_noise
 from dpgkit.learn import Batch, LearnerSpec, init_learner, update_block
-from dpgkit.learn.seeds import over_seeds
 from dpgkit.logger import RunLogger
 from dpgkit.progress import TrainingProgress
 from dpgkit.replay import ReplayBuffer
@@ -75,10 +74,8 @@ class Trainer:
         self.state = stack_trees(
             [init_learner(self.spec, jax.random.PRNGKey(s), obs_example) for s in self.agent_seeds]
         )
-        self.update_fn = jax.jit(
-            over_seeds(functools.partial(update_block, self.spec), config.seeds, (0, 0, None))
-        )
-        self.act_fn = jax.jit(over_seeds(self.spec.actor.apply, config.seeds, (0, 0)))
+        self.update_fn = jax.jit(jax.vmap(functools.partial(update_block, self.spec), in_axes=(0, 0, None)))
+        self.act_fn = jax.jit(jax.vmap(self.spec.actor.apply))
         self.collector = LocalCollector(make_env, self.agent_seeds, config.actors)
         example = Batch(
             obs=np.zeros(self.obs_dim, np.float32),

@@ -19,7 +19,6 @@ from dpgkit.learn.learner import (
     init_learner,
     update_block,
 )
-from dpgkit.learn.seeds import over_seeds
 
 OBS_DIM, ACT_DIM, BATCH = 3, 2, 5
 HIDDEN = (8, 6)
@@ -437,67 +436,3 @@ def test_critic_without_l2_ignores_zero_gradient(state0):
     opt = SPEC.critic_optimizer
     critic = state0.critic
     assert trees_equal(zero_gradient_step(opt, critic), critic)
-
-
-# ---------------------------------------------------------------- over_seeds
-
-
-def _fn(x, y, scale):
-    return {"sum": x * scale + y, "dot": jnp.sum(x * y)}
-
-
-def test_over_seeds_single_is_squeezed_call():
-    x = jnp.arange(3.0)[None]
-    y = jnp.array([[1.0, -2.0, 0.5]])
-    scale = jnp.array(2.0)
-    out = over_seeds(_fn, 1, (0, 0, None))(x, y, scale)
-    assert out["sum"].shape == (1, 3) and out["dot"].shape == (1,)
-    np.testing.assert_allclose(np.asarray(out["sum"][0]), [1.0, 0.0, 4.5])  # [0, 1, 2] * 2 + y
-    np.testing.assert_allclose(np.asarray(out["dot"]), [0.0 - 2.0 + 1.0])
-
-
-def test_over_seeds_vmapped_matches_per_seed():
-    rng = np.random.default_rng(0)
-    x = jnp.asarray(rng.normal(size=(3, 4)), jnp.float32)
-    y = jnp.asarray(rng.normal(size=(3, 4)), jnp.float32)
-    scale = jnp.array(-1.5)
-    out = over_seeds(_fn, 3, (0, 0, None))(x, y, scale)
-    assert out["sum"].shape == (3, 4) and out["dot"].shape == (3,)
-    xn, yn = np.asarray(x), np.asarray(y)
-    for i in range(3):
-        np.testing.assert_allclose(np.asarray(out["sum"][i]), xn[i] * -1.5 + yn[i], rtol=1e-6)
-        np.testing.assert_allclose(float(out["dot"][i]), np.sum(xn[i] * yn[i]), rtol=1e-5)
-
-
-def test_over_seeds_unmapped_argument_passed_whole():
-    """An in_axes None argument with a leading axis of size 1 must not be squeezed in the single path."""
-    x = jnp.ones((1, 2))
-    table = jnp.array([[10.0, 20.0]])  # shape (1, 2), shared by all seeds
-
-    def fn(x, table):
-        return x + table  # (2,) + (1, 2) -> (1, 2)
-
-    out = over_seeds(fn, 1, (0, None))(x, table)
-    assert out.shape == (1, 1, 2)
-    np.testing.assert_allclose(np.asarray(out), [[[11.0, 21.0]]])
-
-
-def test_over_seeds_int_in_axes_like_vmap():
-    x = jnp.ones((1, 2))
-    y = jnp.full((1, 2), 2.0)
-    assert over_seeds(jnp.add, 2, 0)(jnp.ones((2, 2)), jnp.ones((2, 2))).shape == (2, 2)  # vmap accepts it
-    np.testing.assert_allclose(np.asarray(over_seeds(jnp.add, 1, 0)(x, y)), [[3.0, 3.0]])
-
-
-def test_block_equals_single_updates_in_sequence(state0):
-    """K updates in one block equal K blocks of one update with the matching global indices."""
-    batches = make_batch(7, lead=(4,))
-    block_state, block_summary = jit_update_block(SPEC, state0, batches, 0)
-    state, steps = state0, 0
-    for i in range(4):
-        one = jax.tree_util.tree_map(lambda x, i=i: x[i : i + 1], batches)
-        state, summary = jit_update_block(SPEC, state, one, i)
-        steps += int(summary["actor_steps"])
-    assert steps == int(block_summary["actor_steps"]) == 2
-    for a, b in zip(leaves(block_state), leaves(state)):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
