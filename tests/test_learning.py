@@ -17,8 +17,11 @@ from learning_thresholds import learn_until
 
 CASES = [
     # (algorithm, env, steps, threshold, k of 5)
-    (TD3, "Pendulum-v1", 20_000, -200.0, 4),
-    (DDPG, "Pendulum-v1", 20_000, -200.0, 4),
+    # Pendulum: 10 of 10 measured seeds passed by 10,000 steps (half the budget): gate 5 of 5.
+    (TD3, "Pendulum-v1", 20_000, -200.0, 5),
+    (DDPG, "Pendulum-v1", 20_000, -200.0, 5),
+    # InvertedPendulum: 10 of 10 passed, but the last at 24,000 of 30,000 steps: gate 4 of 5 (P >= 0.92 even
+    # at a true pass rate of 0.9, which 10 of 10 does not rule out).
     (TD3, "InvertedPendulum-v5", 30_000, 1000.0, 4),
 ]
 
