@@ -140,3 +140,14 @@ def test_preset_applies_and_options_override_it():
     assert (ddpg.seeds, ddpg.learning_starts, ddpg.gamma, ddpg.num_critics) == (2, 1000, 0.98, 1)
     # no env given: the algorithm's defaults, no preset
     assert cli.train_config("td3", []).learning_starts == 25_000
+
+
+def test_bad_input_is_one_clear_line_not_a_traceback(tmp_path, capsys):
+    with pytest.raises(SystemExit) as excinfo:
+        cli.main(["train", "td3", "--env", "CartPole-v1", "--run-dir", str(tmp_path / "r")])
+    assert excinfo.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("dpgkit train: error: the action space is Discrete(2)") and "Traceback" not in err
+    with pytest.raises(SystemExit):
+        cli.main(["eval", str(tmp_path / "missing")])
+    assert "dpgkit eval: error:" in capsys.readouterr().err
