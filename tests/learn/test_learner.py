@@ -436,3 +436,17 @@ def test_critic_without_l2_ignores_zero_gradient(state0):
     opt = SPEC.critic_optimizer
     critic = state0.critic
     assert trees_equal(zero_gradient_step(opt, critic), critic)
+
+
+def test_block_equals_single_updates_in_sequence(state0):
+    """K updates in one block equal K blocks of one update with the matching global indices."""
+    batches = make_batch(7, lead=(4,))
+    block_state, block_summary = jit_update_block(SPEC, state0, batches, 0)
+    state, steps = state0, 0
+    for i in range(4):
+        one = jax.tree_util.tree_map(lambda x, i=i: x[i : i + 1], batches)
+        state, summary = jit_update_block(SPEC, state, one, i)
+        steps += int(summary["actor_steps"])
+    assert steps == int(block_summary["actor_steps"]) == 2
+    for a, b in zip(leaves(block_state), leaves(state)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
