@@ -29,7 +29,7 @@ REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "td3_
 EVAL_EVERY, EPISODES, LEARNING_STARTS = 5_000, 10, 10_000
 
 
-def run_dpgkit(out: Path, env: str, seeds: int, steps: int, k: int) -> Path:
+def run_dpgkit(out: Path, env: str, seeds: int, steps: int, k: int, first_seed: int) -> Path:
     """Train (or resume) dpgkit TD3 with all seeds vmapped; returns the run dir."""
     run_dir = out / f"dpgkit-k{k}"
     if (run_dir / "checkpoints" / "LATEST").exists():
@@ -37,7 +37,7 @@ def run_dpgkit(out: Path, env: str, seeds: int, steps: int, k: int) -> Path:
     else:
         agent = TD3(
             env,
-            seed=0,
+            seed=first_seed,
             seeds=seeds,
             total_steps=steps,
             learning_starts=LEARNING_STARTS,
@@ -69,7 +69,7 @@ def sb3_evaluate(model, env_id: str) -> float:
     return total / EPISODES
 
 
-def run_sb3(out: Path, env_id: str, seeds: int, steps: int, k: int) -> Path:
+def run_sb3(out: Path, env_id: str, seeds: int, steps: int, k: int, first_seed: int) -> Path:
     """Train SB3 TD3 one seed after another, logging evaluations in dpgkit's metrics format."""
     from speed_vs_sb3 import sb3_td3
     from stable_baselines3.common.callbacks import BaseCallback
@@ -80,7 +80,7 @@ def run_sb3(out: Path, env_id: str, seeds: int, steps: int, k: int) -> Path:
         if (run_dir / "metrics.csv").exists()
         else set()
     )
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         if seed in done:
             continue
         logger = RunLogger(run_dir, [seed], tensorboard=False)
@@ -118,12 +118,13 @@ def main() -> None:
     parser.add_argument("--sb3-seeds", type=int, default=None, help="SB3 seeds (default: --seeds)")
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--k", type=int, default=1, help="env steps per learner call and updates per call")
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--skip-sb3", action="store_true")
     args = parser.parse_args()
     out = Path(args.out)
-    runs = {"dpgkit": run_dpgkit(out, args.env, args.seeds, args.steps, args.k)}
+    runs = {"dpgkit": run_dpgkit(out, args.env, args.seeds, args.steps, args.k, args.first_seed)}
     if not args.skip_sb3:
-        runs["sb3"] = run_sb3(out, args.env, args.sb3_seeds or args.seeds, args.steps, args.k)
+        runs["sb3"] = run_sb3(out, args.env, args.sb3_seeds or args.seeds, args.steps, args.k, args.first_seed)
     summary = {"command": "python " + shlex.join(sys.argv)}
     for name, run_dir in runs.items():
         returns = final_returns(run_dir, args.steps)
