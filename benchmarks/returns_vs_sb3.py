@@ -124,7 +124,9 @@ def main() -> None:
     out = Path(args.out)
     runs = {"dpgkit": run_dpgkit(out, args.env, args.seeds, args.steps, args.k, args.first_seed)}
     if not args.skip_sb3:
-        runs["sb3"] = run_sb3(out, args.env, args.sb3_seeds or args.seeds, args.steps, args.k, args.first_seed)
+        runs["sb3"] = run_sb3(
+            out, args.env, args.sb3_seeds or args.seeds, args.steps, args.k, args.first_seed
+        )
     summary = {"command": "python " + shlex.join(sys.argv)}
     for name, run_dir in runs.items():
         returns = final_returns(run_dir, args.steps)

@@ -201,18 +201,20 @@ class Trainer:
                     vector_step = self.steps // config.actors
                     if self.steps >= config.learning_starts and vector_step % config.train_freq == 0:
                         self.learner_call()
-                    if crossed(before, self.steps, config.eval_every):
+                    evaluate = crossed(before, self.steps, config.eval_every)
+                    log = crossed(before, self.steps, config.log_every) or self.steps >= target
+                    checkpoint = crossed(before, self.steps, config.checkpoint_every)
+                    if evaluate or log or checkpoint:
                         self.check_losses(stats)
+                    if evaluate:
                         self.last_eval = self.evaluate().mean(axis=1)
                         logger.log(self.steps, {"eval/return": self.last_eval})
-                    if crossed(before, self.steps, config.log_every) or self.steps >= target:
-                        self.check_losses(stats)
+                    if log:
                         now = time.perf_counter()
                         sps = (self.steps - last_steps) / max(now - last_time, 1e-9)
                         logger.log(self.steps, summarize(stats, sps))
                         stats, last_time, last_steps = new_stats(config.seeds), now, self.steps
-                    if crossed(before, self.steps, config.checkpoint_every):
-                        self.check_losses(stats)
+                    if checkpoint:
                         self.save(self.run_dir)
                     progress.update(self.steps, self.last_eval)
         finally:

@@ -229,7 +229,7 @@ def test_state_is_json_like_and_a_snapshot():
 # ---------------------------------------------------------------- action scaling and space checks
 
 
-def test_action_scaler_bounds_and_round_trip():
+def test_action_scaler_maps_bounds():
     space = gym.spaces.Box(np.array([-2.0, 0.0, 5.0], np.float32), np.array([2.0, 10.0, 6.0], np.float32))
     scaler = ActionScaler(space)
     np.testing.assert_allclose(scaler.to_env(-np.ones(3)), [-2.0, 0.0, 5.0])
@@ -237,12 +237,6 @@ def test_action_scaler_bounds_and_round_trip():
     np.testing.assert_allclose(scaler.to_env(np.zeros(3)), [0.0, 5.0, 5.5])
     np.testing.assert_allclose(scaler.to_env(np.array([0.5, -0.5, 0.0])), [1.0, 2.5, 5.5])
     assert scaler.to_env(np.zeros(3)).dtype == np.float32
-    np.testing.assert_allclose(scaler.to_actor(np.array([2.0, 0.0, 5.25])), [1.0, -1.0, -0.5], atol=1e-7)
-    assert scaler.to_actor(np.zeros(3)).dtype == np.float32
-    a = np.random.default_rng(0).uniform(-1, 1, (50, 3))
-    np.testing.assert_allclose(scaler.to_actor(scaler.to_env(a)), a, atol=1e-5)
-    env_a = np.random.default_rng(1).uniform(space.low, space.high, (50, 3))
-    np.testing.assert_allclose(scaler.to_env(scaler.to_actor(env_a)), env_a, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("space", [gym.spaces.Discrete(3), gym.spaces.MultiDiscrete([2, 3])])

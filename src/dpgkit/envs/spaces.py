@@ -71,7 +71,7 @@ def check_observation_space(space: gym.Space) -> None:
 
 
 class ActionScaler:
-    """Maps actor units [-1, 1] to the env's bounds and back (the affine map of each dimension)."""
+    """Maps actor units [-1, 1] to the env's bounds (the affine map of each dimension)."""
 
     def __init__(self, space: gym.spaces.Box):
         self.low = space.low.astype(np.float64)
@@ -81,9 +81,3 @@ class ActionScaler:
     def to_env(self, action: np.ndarray) -> np.ndarray:
         """low + (a + 1) / 2 * (high - low)."""
         return (self.low + (np.asarray(action) + 1.0) * 0.5 * (self.high - self.low)).astype(self.dtype)
-
-    def to_actor(self, action: np.ndarray) -> np.ndarray:
-        """2 (a - low) / (high - low) - 1."""
-        return (2.0 * (np.asarray(action, np.float64) - self.low) / (self.high - self.low) - 1.0).astype(
-            np.float32
-        )
