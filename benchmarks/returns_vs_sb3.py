@@ -7,6 +7,10 @@ dpgkit trains its seeds together (vmapped learner; each seed equals its single r
 dpgkit continues from its last checkpoint. Writes a plot against the TD3 paper's curves and a JSON summary.
 
     python benchmarks/returns_vs_sb3.py --out benchmarks/out/cheetah --seeds 5 --steps 100000 --k 1
+    python benchmarks/returns_vs_sb3.py --out benchmarks/out/cheetah --seeds 5 --steps 100000 --k 4 --only dpgkit
+
+The second compares dpgkit at K=4 with SB3 at its published K=1 (`--sb3-k`); `--only` trains one library and
+summarises whatever both have; `--first-seed` with `--seeds` trains a later block of seeds into the same run dirs.
 """
 
 from __future__ import annotations
@@ -119,14 +123,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--k", type=int, default=1, help="env steps per learner call and updates per call")
     parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--skip-sb3", action="store_true")
+    parser.add_argument("--sb3-k", type=int, default=1, help="SB3's K (default 1: the published schedule)")
+    parser.add_argument("--only", choices=["dpgkit", "sb3"], help="train one library only, then summarise both")
     args = parser.parse_args()
     out = Path(args.out)
-    runs = {"dpgkit": run_dpgkit(out, args.env, args.seeds, args.steps, args.k, args.first_seed)}
-    if not args.skip_sb3:
-        runs["sb3"] = run_sb3(
-            out, args.env, args.sb3_seeds or args.seeds, args.steps, args.k, args.first_seed
-        )
+    if args.only != "sb3":
+        run_dpgkit(out, args.env, args.seeds, args.steps, args.k, args.first_seed)
+    if args.only != "dpgkit":
+        run_sb3(out, args.env, args.sb3_seeds or args.seeds, args.steps, args.sb3_k, args.first_seed)
+    runs = {
+        name: out / f"{name}-k{k}"
+        for name, k in (("dpgkit", args.k), ("sb3", args.sb3_k))
+        if (out / f"{name}-k{k}" / "metrics.csv").exists()
+    }
     summary = {"command": "python " + shlex.join(sys.argv)}
     for name, run_dir in runs.items():
         returns = final_returns(run_dir, args.steps)

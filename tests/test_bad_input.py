@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import re
 
+import jax
 import numpy as np
 import pytest
 
@@ -123,7 +124,7 @@ def test_non_finite_transition_stops_training(tmp_path, fault, what):
     assert re.search(r"\bstep \d+\b", message), message
     # the bad transition was not stored: the four good steps were
     assert agent.steps == 4
-    assert agent.trainer.replay.size == 4
+    assert agent.trainer.replay.size[0] == 4
     assert np.isfinite(agent.trainer.replay.storage.next_obs[0, :4]).all()
     assert np.isfinite(agent.trainer.replay.storage.reward[0, :4]).all()
 
@@ -170,8 +171,8 @@ def test_non_finite_error_names_the_last_good_checkpoint(tmp_path):
     loaded = DDPG.load(tmp_path, env=make_env)
     assert loaded.steps == 6
     assert loaded.trainer.updates == 6 - 2 + 1
-    for leaf in loaded.trainer.replay.storage:
-        assert np.isfinite(leaf[0, : loaded.trainer.replay.size]).all()
+    for leaf in jax.tree_util.tree_leaves(loaded.trainer.replay.storage):
+        assert np.isfinite(leaf[0, : loaded.trainer.replay.size[0]]).all()
 
 
 def test_error_without_checkpoint_does_not_mention_one(tmp_path):

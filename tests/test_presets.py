@@ -33,6 +33,8 @@ INT_FIELDS = {
     "gradient_steps",
     "policy_delay",
     "eval_every",
+    "atoms",
+    "n_step",
 }
 FLOAT_FIELDS = {
     "gamma",
@@ -44,6 +46,8 @@ FLOAT_FIELDS = {
     "ou_theta",
     "target_noise",
     "target_noise_clip",
+    "v_min",
+    "v_max",
 }
 
 

@@ -55,10 +55,28 @@ class Config:
     """Std of the target-policy smoothing noise, in actor units [-1, 1] (0 disables it)."""
     target_noise_clip: float = 0.5
     """Clip of the target-policy smoothing noise."""
+    atoms: int = 0
+    """Atoms of a categorical (distributional) critic over [v_min, v_max] (D4PG: 51); 0: a scalar critic."""
+    v_min: float = -150.0
+    """Lowest atom of the categorical critic: below the lowest discounted return (see suggest_support)."""
+    v_max: float = 150.0
+    """Highest atom of the categorical critic: above the highest discounted return."""
+    n_step: int = 1
+    """n of the n-step return R = sum_{k<n} gamma^k r_{t+k+1} bootstrapped with gamma^n (D4PG: 5)."""
+    replay: Literal["uniform", "prioritized"] = "uniform"
+    """Replay sampling: uniform, or proportional prioritized (Schaul et al. 2016)."""
+    priority_alpha: float = 0.6
+    """Prioritized replay: P(i) proportional to p_i^alpha."""
+    priority_beta: float = 0.4
+    """Prioritized replay: importance-sampling exponent at the start, annealed linearly to 1 over total_steps."""
+    priority_eps: float = 1e-6
+    """Prioritized replay: p_i = |TD error| + eps (KL + eps for a categorical critic)."""
     noise: Literal["gaussian", "ou"] = "gaussian"
     """Exploration noise added to the actor's action: Gaussian or Ornstein-Uhlenbeck."""
     noise_sigma: float = 0.1
     """Scale of the exploration noise in actor units [-1, 1]."""
+    noise_sigma_max: float = 0.0
+    """If > 0, actor i of A explores with noise_sigma * (noise_sigma_max / noise_sigma)^(i / (A - 1)) (Ape-X)."""
     ou_theta: float = 0.15
     """Ornstein-Uhlenbeck rate of mean reversion."""
     ou_dt: float = 1e-2
@@ -101,6 +119,24 @@ class DDPGConfig(Config):
     """Std of the target-policy smoothing noise, in actor units [-1, 1] (0 disables it)."""
 
 
+@dataclass(frozen=True)
+class D4PGConfig(Config):
+    """D4PG (Barth-Maron et al. 2018): DDPG with a categorical critic, n-step returns and prioritized replay."""
+
+    num_critics: int = 1
+    """Number of critics; 2 gives the clipped double-Q target of TD3."""
+    policy_delay: int = 1
+    """Critic updates per actor and target update (TD3's d)."""
+    target_noise: float = 0.0
+    """Std of the target-policy smoothing noise, in actor units [-1, 1] (0 disables it)."""
+    atoms: int = 51
+    """Atoms of a categorical (distributional) critic over [v_min, v_max] (D4PG: 51); 0: a scalar critic."""
+    n_step: int = 5
+    """n of the n-step return R = sum_{k<n} gamma^k r_{t+k+1} bootstrapped with gamma^n (D4PG: 5)."""
+    replay: Literal["uniform", "prioritized"] = "prioritized"
+    """Replay sampling: uniform, or proportional prioritized (Schaul et al. 2016)."""
+
+
 def ddpg_paper_config() -> DDPGConfig:
     """DDPG exactly as Lillicrap et al. (2015) publish it (section 7, supplementary)."""
     return DDPGConfig(
@@ -132,6 +168,8 @@ def validate(config: Config) -> None:
         "gradient_steps",
         "num_critics",
         "policy_delay",
+        "n_step",
+        "priority_eps",
         "eval_episodes",
         "log_every",
     ]
@@ -146,6 +184,8 @@ def validate(config: Config) -> None:
         "target_noise",
         "target_noise_clip",
         "noise_sigma",
+        "noise_sigma_max",
+        "priority_alpha",
         "ou_theta",
         "eval_every",
         "checkpoint_every",
@@ -170,5 +210,15 @@ def validate(config: Config) -> None:
         raise ValueError(
             f"config.critic_action_layer must be in [0, {len(config.hidden) - 1}], got {config.critic_action_layer}"
         )
+    if config.atoms == 1 or config.atoms < 0:
+        raise ValueError(f"config.atoms must be 0 (a scalar critic) or at least 2, got {config.atoms}")
+    if config.atoms and not config.v_min < config.v_max:
+        raise ValueError(f"config.v_min ({config.v_min}) must be below config.v_max ({config.v_max})")
+    if not 0.0 <= config.priority_beta <= 1.0:
+        raise ValueError(f"config.priority_beta must be in [0, 1], got {config.priority_beta!r}")
+    if config.noise_sigma_max > 0 and not config.noise_sigma > 0:
+        raise ValueError("config.noise_sigma must be > 0 to spread the actors' scales up to config.noise_sigma_max")
+    if config.replay not in ("uniform", "prioritized"):
+        raise ValueError(f"config.replay must be 'uniform' or 'prioritized', got {config.replay!r}")
     if config.noise not in ("gaussian", "ou"):
         raise ValueError(f"config.noise must be 'gaussian' or 'ou', got {config.noise!r}")

@@ -21,6 +21,8 @@ _INT_FIELDS = frozenset(
         "gradient_steps",
         "policy_delay",
         "eval_every",
+        "atoms",
+        "n_step",
     }
 )
 _FLOAT_FIELDS = frozenset(
@@ -34,6 +36,8 @@ _FLOAT_FIELDS = frozenset(
         "ou_theta",
         "target_noise",
         "target_noise_clip",
+        "v_min",
+        "v_max",
     }
 )
 _NOISE_KINDS = ("gaussian", "ou")

@@ -19,11 +19,11 @@ from dpgkit.collect import LocalCollector
 from dpgkit.config import Config, validate
 from dpgkit.envs import check_action_space, check_observation_space
 from dpgkit.evaluate import Evaluator
-from dpgkit.explore import make_noise
+from dpgkit.explore import actor_sigmas, make_noise
 from dpgkit.learn import Batch, LearnerSpec, init_learner, update_block
 from dpgkit.logger import RunLogger
 from dpgkit.progress import TrainingProgress
-from dpgkit.replay import ReplayBuffer
+from dpgkit.replay import NStepWriter, PrioritizedReplay, ReplayBuffer
 
 
 class NonFiniteError(FloatingPointError):
@@ -39,6 +39,30 @@ def learner_spec(config: Config, action_dim: int) -> LearnerSpec:
 def host_rng(agent_seed: int) -> np.random.Generator:
     """The host generator of one agent (warm-up actions, exploration noise, replay sampling)."""
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([agent_seed, 0x5EED])))
+
+
+def make_replay(config: Config, example) -> ReplayBuffer:
+    """The configured replay: uniform or proportional prioritized."""
+    if config.replay == "prioritized":
+        return PrioritizedReplay(
+            config.seeds, config.buffer_size, example, config.priority_alpha, config.priority_eps
+        )
+    return ReplayBuffer(config.seeds, config.buffer_size, example)
+
+
+def annealed_beta(beta0: float, steps: int, total_steps: int) -> float:
+    """beta = beta0 + (1 - beta0) min(1, steps / total_steps): linear to 1 over the run (Schaul et al. 2016)."""
+    return beta0 + (1.0 - beta0) * min(1.0, steps / total_steps)
+
+
+def stack_transitions(transitions: list[dict]) -> Batch:
+    """The n-step writer's transitions as one Batch of float32 arrays (leading axis: count)."""
+    return Batch(
+        *(
+            np.asarray([t[name] for t in transitions], np.float32)
+            for name in ("obs", "action", "reward", "discount", "next_obs")
+        )
+    )
 
 
 def stack_trees(trees):
@@ -84,19 +108,15 @@ class Trainer:
             discount=np.float32(0),
             next_obs=np.zeros(self.obs_dim, np.float32),
         )
-        self.replay = ReplayBuffer(config.seeds, config.buffer_size, example)
+        self.replay = make_replay(config, example)
+        self.writers = [NStepWriter(config.n_step, config.gamma, config.actors) for _ in self.agent_seeds]
         self.rngs = [host_rng(s) for s in self.agent_seeds]
+        sigmas = actor_sigmas(config.noise_sigma, config.noise_sigma_max, config.actors)
         self.noises = [
-            make_noise(
-                config.noise,
-                config.actors,
-                self.action_dim,
-                config.noise_sigma,
-                config.ou_theta,
-                config.ou_dt,
-            )
+            make_noise(config.noise, config.actors, self.action_dim, sigmas, config.ou_theta, config.ou_dt)
             for _ in self.agent_seeds
         ]
+        self.pending_priorities: tuple | None = None
         self.host = jax.devices("cpu")[0]
         self.acting_actor = jax.device_put(self.state.actor, self.host)
         self.pending: list = []
@@ -122,7 +142,11 @@ class Trainer:
         return np.clip(self.policy(obs) + noise, -1.0, 1.0).astype(np.float32)
 
     def collect_step(self, stats: dict) -> None:
-        """One step of every env copy, stored in the replay."""
+        """One step of every env copy; the n-step writers turn the steps into transitions for the replay.
+
+        The last learner call's priorities are written back first, so that sampling, write-back and new
+        transitions come in the same order whether or not a checkpoint was saved in between.
+        """
         obs, _ = self.collector.observe()
         actions = self.behaviour_actions(obs)
         result = self.collector.step(actions)
@@ -130,8 +154,18 @@ class Trainer:
             if not np.isfinite(value).all():
                 self.check_losses(stats)
                 raise NonFiniteError(self.stop_message(f"non-finite {name}", self.steps + 1))
-        discount = (self.config.gamma * (1.0 - result.terminated)).astype(np.float32)
-        self.replay.add(Batch(obs, actions, result.reward.astype(np.float32), discount, result.next_obs))
+        self.write_priorities()
+        for seed, writer in enumerate(self.writers):
+            transitions = writer.push(
+                obs[seed],
+                actions[seed],
+                result.reward[seed],
+                result.terminated[seed],
+                result.truncated[seed],
+                result.next_obs[seed],
+            )
+            if transitions:
+                self.replay.add(seed, stack_transitions(transitions))
         done = result.terminated | result.truncated
         for noise, seed_done in zip(self.noises, done, strict=True):
             noise.reset(seed_done)
@@ -146,13 +180,26 @@ class Trainer:
         values are otherwise the same), so after a critic-only call the next env steps run while it computes.
         """
         k, b = self.config.gradient_steps, self.config.batch_size
-        batch = self.replay.sample(self.rngs, k * b)
+        indices = self.replay.sample_indices(self.rngs, k * b)
+        batch = self.replay.gather(indices)
+        if isinstance(self.replay, PrioritizedReplay):
+            beta = annealed_beta(self.config.priority_beta, self.steps, self.config.total_steps)
+            batch = batch._replace(weight=self.replay.weights(indices, beta))
         batch = jax.tree_util.tree_map(lambda x: x.reshape((x.shape[0], k, b) + x.shape[2:]), batch)
-        self.state, summary = self.update_fn(self.state, batch, np.int32(self.updates))
+        self.state, summary, priorities = self.update_fn(self.state, batch, np.int32(self.updates))
+        if isinstance(self.replay, PrioritizedReplay):
+            self.pending_priorities = (indices, priorities)
         if calls_actor_step(self.updates, k, self.config.policy_delay):
             self.acting_actor = jax.device_put(self.state.actor, self.host)
         self.updates += k
         self.pending.append((self.steps, summary))
+
+    def write_priorities(self) -> None:
+        """Give the transitions of the last learner call their new priorities (waits for that call)."""
+        if self.pending_priorities is not None:
+            indices, priorities = self.pending_priorities
+            self.replay.update_priorities(indices, np.asarray(priorities).reshape(indices.shape))
+            self.pending_priorities = None
 
     def check_losses(self, stats: dict) -> None:
         """Fetch the losses of the calls since the last check; stop at the first non-finite one."""
@@ -222,6 +269,7 @@ class Trainer:
 
     def save(self, path) -> pathlib.Path:
         """Write an atomic, verified checkpoint of everything needed to resume exactly."""
+        self.write_priorities()
         arrays = {
             "learner": flatten_tree(self.state),
             "replay": self.replay.state(),

@@ -127,7 +127,7 @@ def critic_case(state0):
     state = with_perturbed_targets(state0)
     batch = make_batch(1)
     key = jax.random.PRNGKey(3)
-    new, loss = jit_critic_step(SPEC, state, batch, key)
+    new, loss, _ = jit_critic_step(SPEC, state, batch, key)
 
     @jax.jit
     def grads(actor, critic):
@@ -288,7 +288,7 @@ def test_actor_step_applies_dpg_gradient(actor_case):
 
 def test_policy_delay_two_block_of_four(state0):
     batches = make_batch(7, lead=(4,))
-    new, summary = jit_update_block(SPEC, state0, batches, 0)
+    new, summary, _ = jit_update_block(SPEC, state0, batches, 0)
     assert int(summary["actor_steps"]) == 2
     assert not trees_equal(new.actor, state0.actor)
     assert not trees_equal(new.target_actor, state0.target_actor)
@@ -299,7 +299,7 @@ def test_policy_delay_two_block_of_four(state0):
 
 def test_policy_delay_two_single_update_skips_actor(state0):
     state = with_perturbed_targets(state0)
-    new, summary = jit_update_block(SPEC, state, make_batch(8, lead=(1,)), 0)
+    new, summary, _ = jit_update_block(SPEC, state, make_batch(8, lead=(1,)), 0)
     assert int(summary["actor_steps"]) == 0
     assert float(summary["actor_loss_sum"]) == 0.0
     assert trees_equal(new.actor, state.actor)
@@ -310,7 +310,7 @@ def test_policy_delay_two_single_update_skips_actor(state0):
     assert not trees_equal(new.key, state.key)  # the learner key advances every update
 
     # the second update (global index 1) is an actor update
-    new2, summary2 = jit_update_block(SPEC, new, make_batch(9, lead=(1,)), 1)
+    new2, summary2, _ = jit_update_block(SPEC, new, make_batch(9, lead=(1,)), 1)
     assert int(summary2["actor_steps"]) == 1
     assert not trees_equal(new2.actor, new.actor)
     assert not trees_equal(new2.target_critic, new.target_critic)
@@ -340,7 +340,7 @@ def test_policy_delay_one_updates_actor_every_time(state0):
         critic=critic, target_critic=critic, critic_opt=jax.jit(DDPG_SPEC.critic_optimizer.init)(critic)
     )
     for first in (0, 1, 2):
-        new, summary = jit_update_block(DDPG_SPEC, state, make_batch(10 + first, lead=(1,)), first)
+        new, summary, _ = jit_update_block(DDPG_SPEC, state, make_batch(10 + first, lead=(1,)), first)
         assert int(summary["actor_steps"]) == 1
         assert not trees_equal(new.actor, state.actor)
         assert not trees_equal(new.target_actor, state.target_actor)
@@ -441,11 +441,11 @@ def test_critic_without_l2_ignores_zero_gradient(state0):
 def test_block_equals_single_updates_in_sequence(state0):
     """K updates in one block equal K blocks of one update with the matching global indices."""
     batches = make_batch(7, lead=(4,))
-    block_state, block_summary = jit_update_block(SPEC, state0, batches, 0)
+    block_state, block_summary, _ = jit_update_block(SPEC, state0, batches, 0)
     state, steps = state0, 0
     for i in range(4):
         one = jax.tree_util.tree_map(lambda x, i=i: x[i : i + 1], batches)
-        state, summary = jit_update_block(SPEC, state, one, i)
+        state, summary, _ = jit_update_block(SPEC, state, one, i)
         steps += int(summary["actor_steps"])
     assert steps == int(block_summary["actor_steps"]) == 2
     for a, b in zip(leaves(block_state), leaves(state)):

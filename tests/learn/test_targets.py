@@ -4,7 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dpgkit.learn.losses import critic_mse_loss, dpg_actor_loss
+from dpgkit.learn.learner import LearnerSpec, critic_losses
+from dpgkit.learn.losses import dpg_actor_loss, weighted_mean
 from dpgkit.learn.targets import clipped_double_q, smoothed_target_action, td_target
 
 
@@ -88,6 +89,14 @@ def test_smoothed_target_action_depends_on_key():
     np.testing.assert_array_equal(a, c)
 
 
+SCALAR = LearnerSpec(action_dim=1)
+
+
+def critic_mse_loss(q, target, weight=None):
+    """The scalar critics' loss as the learner computes it."""
+    return weighted_mean(critic_losses(SCALAR, q, target)[0], weight)
+
+
 def test_critic_mse_loss_sums_critics_means_batch():
     q = jnp.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
     target = jnp.array([1.0, 1.0, 1.0])
@@ -107,6 +116,22 @@ def test_critic_mse_loss_gradient():
     g = np.asarray(jax.grad(critic_mse_loss)(q, target))
     # d/dq_ij = 2 (q_ij - y_j) / batch
     np.testing.assert_allclose(g, 2.0 * (np.asarray(q) - 1.0) / 3.0, rtol=1e-6)
+
+
+def test_importance_weights_scale_each_example():
+    q = jnp.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
+    target = jnp.array([1.0, 1.0, 1.0])
+    weight = jnp.array([1.0, 0.5, 0.25])
+    # per example, summed over critics: 0 + 1, 1 + 1, 4 + 1
+    expected = (1.0 * 1.0 + 0.5 * 2.0 + 0.25 * 5.0) / 3.0
+    np.testing.assert_allclose(float(critic_mse_loss(q, target, weight)), expected, rtol=1e-6)
+
+
+def test_scalar_priority_is_largest_absolute_td_error_over_critics():
+    q = jnp.array([[1.0, 2.0, -3.0], [0.5, 0.0, 0.0]])
+    target = jnp.array([1.0, 1.0, 1.0])
+    _, priorities = critic_losses(SCALAR, q, target)
+    np.testing.assert_allclose(np.asarray(priorities), [0.5, 1.0, 4.0], rtol=1e-6)
 
 
 def test_dpg_actor_loss():

@@ -1,5 +1,5 @@
 """n-step writer: a table of hand-computed returns and discounts (n = 3, gamma = 0.5), n = 1 against the
-one-step transition, reset and checkpoint round trip."""
+one-step transition, and pending steps held as copies."""
 
 import numpy as np
 import pytest
@@ -143,52 +143,3 @@ def test_inputs_are_copied():
     (tr,) = writer.push(obs, np.zeros((1, 1)), np.array([1.0]), np.array([False]), np.array([False]), obs)
     np.testing.assert_array_equal(tr["obs"], [0.0, 0.0, 0.0])
     assert tr["reward"] == 1.5
-
-
-def test_reset_drops_pending_steps():
-    steps = [
-        [(0, 1.0, False, False), (0, 1.0, False, False)],
-        [(1, 2.0, False, False), (1, 2.0, False, False)],
-    ]
-    writer, out = run(steps, copies=2)
-    assert out == []
-    writer.reset()
-    assert all(len(q) == 0 for q in writer.queues)
-    _, out = run(steps + [[(2, 4.0, False, False), (2, 4.0, False, False)]], copies=2)
-    assert len(out) == 2  # without the reset the third step completes a window in each copy
-    no = np.zeros(2, bool)
-    assert writer.push(np.zeros((2, 1)), np.zeros((2, 1)), np.ones(2), no, no, np.zeros((2, 1))) == []
-    assert all(len(q) == 1 for q in writer.queues)
-
-
-def test_state_round_trip():
-    steps = CASES["two_copies_ending_at_different_steps"][0]
-    writer, _ = run(steps[:4], copies=2)  # copy 0 holds 2 steps, copy 1 holds 2 steps
-    state = writer.state()
-    assert list(state["lengths"]) == [2, 2]
-    assert state["obs"].shape == (4, 2, 2)
-    restored = NStepWriter(3, GAMMA, 2)
-    restored.load_state(state)
-    state["obs"][:] = -1.0  # the restored queues hold their own copies
-    last = steps[4]
-    args = (
-        np.stack([observation(c, s[0]) for c, s in enumerate(last)]),
-        np.array([[s[0], -s[0]] for s in last], np.float32),
-        np.array([s[1] for s in last]),
-        np.array([s[2] for s in last]),
-        np.array([s[3] for s in last]),
-        np.stack([observation(c, s[0] + 1) for c, s in enumerate(last)]),
-    )
-    got, want = restored.push(*args), writer.push(*args)
-    assert len(got) == len(want) == 4
-    for a, b in zip(got, want, strict=True):
-        assert a.keys() == b.keys()
-        for key in a:
-            np.testing.assert_array_equal(a[key], b[key])
-
-
-def test_state_of_an_empty_writer_round_trips():
-    writer = NStepWriter(3, GAMMA, 2)
-    restored = NStepWriter(3, GAMMA, 2)
-    restored.load_state(writer.state())
-    assert all(len(q) == 0 for q in restored.queues)

@@ -1,6 +1,7 @@
-"""Uniform replay: shapes, ring order, sampling only filled rows, per-seed generators, checkpoint round trip,
-pytree observations and dtypes."""
+"""Uniform replay: shapes, ring order, sampling only filled rows, per-seed generators and write positions,
+checkpoint round trip, pytree observations and dtypes."""
 
+import jax
 import numpy as np
 
 from dpgkit.replay import ReplayBuffer
@@ -24,10 +25,16 @@ def transitions(seeds, copies, start=0.0):
     }
 
 
+def add_all(buf, transitions):
+    """Add transitions with leading axes (seeds, count), seed by seed."""
+    for seed in range(buf.seeds):
+        buf.add(seed, jax.tree_util.tree_map(lambda x: x[seed], transitions))
+
+
 def scalar_buffer(capacity, values, seeds=1):
     buf = ReplayBuffer(seeds, capacity, np.float32(0.0))
     for v in values:
-        buf.add(np.full((seeds, 1), v, np.float32))
+        add_all(buf, np.full((seeds, 1), v, np.float32))
     return buf
 
 
@@ -36,8 +43,8 @@ def test_storage_and_sample_shapes():
     assert buf.storage["obs"].shape == (2, 10, 3)
     assert buf.storage["action"].shape == (2, 10, 2)
     assert buf.storage["reward"].shape == (2, 10)
-    buf.add(transitions(2, 4))
-    assert buf.size == 4 and buf.pos == 4
+    add_all(buf, transitions(2, 4))
+    np.testing.assert_array_equal(buf.size, [4, 4])
     batch = buf.sample([np.random.default_rng(0), np.random.default_rng(1)], 7)
     assert batch["obs"].shape == (2, 7, 3)
     assert batch["action"].shape == (2, 7, 2)
@@ -52,32 +59,43 @@ def test_storage_and_sample_shapes():
 
 def test_add_writes_copies_in_order():
     buf = ReplayBuffer(seeds=2, capacity=10, example=example())
-    buf.add(transitions(2, 3))
-    buf.add(transitions(2, 2, start=50.0))
+    add_all(buf, transitions(2, 3))
+    add_all(buf, transitions(2, 2, start=50.0))
     np.testing.assert_array_equal(buf.storage["reward"][0, :5], [0, 1, 2, 50, 51])
     np.testing.assert_array_equal(buf.storage["reward"][1, :5], [100, 101, 102, 150, 151])
     np.testing.assert_array_equal(buf.storage["reward"][:, 5:], 0)
-    assert buf.size == 5 and buf.pos == 5
+    np.testing.assert_array_equal(buf.size, [5, 5])
+
+
+def test_seeds_write_at_their_own_positions():
+    buf = ReplayBuffer(seeds=2, capacity=4, example=np.float32(0.0))
+    assert list(buf.add(0, np.array([1.0, 2.0, 3.0], np.float32))) == [0, 1, 2]
+    assert list(buf.add(1, np.array([7.0], np.float32))) == [0]
+    assert list(buf.add(0, np.array([4.0, 5.0], np.float32))) == [3, 0]  # seed 0 wraps, seed 1 does not move
+    np.testing.assert_array_equal(buf.storage, [[5.0, 2.0, 3.0, 4.0], [7.0, 0.0, 0.0, 0.0]])
+    np.testing.assert_array_equal(buf.size, [4, 1])
+    idx = buf.sample_indices([np.random.default_rng(0), np.random.default_rng(1)], 200)
+    assert set(np.unique(idx[0])) == {0, 1, 2, 3} and set(np.unique(idx[1])) == {0}
 
 
 def test_wrap_around_ring_order():
     buf = scalar_buffer(5, [10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0])
     np.testing.assert_array_equal(buf.storage[0], [15.0, 16.0, 12.0, 13.0, 14.0])
-    assert buf.size == 5
-    assert buf.pos == 2
+    assert buf.size[0] == 5
+    assert buf.written[0] % 5 == 2
 
 
 def test_wrap_around_with_several_copies():
     buf = ReplayBuffer(1, 5, np.float32(0.0))
-    buf.add(np.array([[1.0, 2.0, 3.0]], np.float32))
-    buf.add(np.array([[4.0, 5.0, 6.0]], np.float32))  # rows 3, 4, 0
+    buf.add(0, np.array([1.0, 2.0, 3.0], np.float32))
+    assert list(buf.add(0, np.array([4.0, 5.0, 6.0], np.float32))) == [3, 4, 0]
     np.testing.assert_array_equal(buf.storage[0], [6.0, 2.0, 3.0, 4.0, 5.0])
-    assert buf.size == 5 and buf.pos == 1
+    assert buf.size[0] == 5 and buf.written[0] == 6
 
 
 def test_samples_only_filled_rows():
     buf = scalar_buffer(100, [1.0, 2.0, 3.0])
-    assert buf.size == 3
+    assert buf.size[0] == 3
     rng = np.random.default_rng(0)
     idx = buf.sample_indices([rng], 1000)
     assert idx.shape == (1, 1000)
@@ -93,7 +111,7 @@ def test_each_seed_uses_its_own_generator():
     data1 = scalar_buffer(20, np.arange(1.0, 11.0), seeds=1)
     data3 = ReplayBuffer(3, 20, np.float32(0.0))
     for v in np.arange(1.0, 11.0):
-        data3.add(np.array([[v], [100 + v], [200 + v]], np.float32))
+        add_all(data3, np.array([[v], [100 + v], [200 + v]], np.float32))
 
     idx1 = data1.sample_indices([np.random.default_rng(123)], 50)
     idx3 = data3.sample_indices(
@@ -111,18 +129,20 @@ def test_each_seed_uses_its_own_generator():
 
 def test_state_round_trip_partial():
     buf = ReplayBuffer(2, 8, example())
-    buf.add(transitions(2, 3))
+    add_all(buf, transitions(2, 3))
+    buf.add(1, jax.tree_util.tree_map(lambda x: x[1, :1], transitions(2, 1, start=60.0)))
     fresh = ReplayBuffer(2, 8, example())
     fresh.load_state(buf.state())
-    assert fresh.size == 3 and fresh.pos == 3
+    np.testing.assert_array_equal(fresh.size, [3, 4])
     for key in buf.storage:
         np.testing.assert_array_equal(fresh.storage[key], buf.storage[key])
     # both continue identically
-    buf.add(transitions(2, 2, start=7.0))
-    fresh.add(transitions(2, 2, start=7.0))
+    add_all(buf, transitions(2, 2, start=7.0))
+    add_all(fresh, transitions(2, 2, start=7.0))
     for key in buf.storage:
         np.testing.assert_array_equal(fresh.storage[key], buf.storage[key])
-    assert fresh.pos == buf.pos == 5
+    np.testing.assert_array_equal(fresh.written, [5, 6])
+    np.testing.assert_array_equal(buf.written, [5, 6])
 
 
 def test_state_round_trip_wrapped():
@@ -132,13 +152,13 @@ def test_state_round_trip_wrapped():
     fresh.load_state(state)
     np.testing.assert_array_equal(fresh.storage, buf.storage)
     np.testing.assert_array_equal(fresh.storage[0], [6.0, 7.0, 3.0, 4.0, 5.0])
-    assert fresh.size == buf.size == 5
-    assert fresh.pos == buf.pos == 2
+    np.testing.assert_array_equal(fresh.size, [5, 5])
+    np.testing.assert_array_equal(fresh.written, buf.written)
     np.testing.assert_array_equal(
         fresh.sample([np.random.default_rng(4), np.random.default_rng(5)], 10),
         buf.sample([np.random.default_rng(4), np.random.default_rng(5)], 10),
     )
-    fresh.add(np.full((2, 1), 9.0, np.float32))
+    add_all(fresh, np.full((2, 1), 9.0, np.float32))
     np.testing.assert_array_equal(fresh.storage[1], [6.0, 7.0, 9.0, 4.0, 5.0])
 
 
@@ -155,12 +175,13 @@ def test_pytree_observations_keep_dtypes():
     assert buf.storage["step"].dtype == np.int64
     image = np.full((1, 2, 2, 2), 250, np.uint8)
     image[0, 1] = 7
-    buf.add(
+    add_all(
+        buf,
         {
             "obs": {"image": image, "vec": np.ones((1, 2, 3), np.float32)},
             "done": np.array([[False, True]]),
             "step": np.array([[3, 2**40]], np.int64),
-        }
+        },
     )
     batch = buf.gather(np.array([[1, 0]]))
     assert batch["obs"]["image"].dtype == np.uint8
@@ -176,11 +197,11 @@ def test_pytree_observations_keep_dtypes():
     assert fresh.storage["obs"]["image"].dtype == np.uint8
     np.testing.assert_array_equal(fresh.storage["obs"]["image"], buf.storage["obs"]["image"])
     np.testing.assert_array_equal(fresh.storage["step"], buf.storage["step"])
-    assert fresh.size == 2 and fresh.pos == 2
+    assert fresh.size[0] == 2 and fresh.written[0] == 2
 
 
 def test_state_is_a_snapshot():
     buf = scalar_buffer(3, [1.0, 2.0, 3.0])
     state = buf.state()
-    buf.add(np.array([[9.0]], np.float32))  # overwrites row 0
+    buf.add(0, np.array([9.0], np.float32))  # overwrites row 0
     np.testing.assert_array_equal(state["leaf_0"], [[1.0, 2.0, 3.0]])

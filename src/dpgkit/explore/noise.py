@@ -70,6 +70,14 @@ class OrnsteinUhlenbeckNoise(ActionNoise):
         self.x = np.array(state["x"], np.float64)
 
 
+def actor_sigmas(sigma: float, sigma_max: float, actors: int) -> np.ndarray:
+    """Per-actor scales sigma_i = sigma (sigma_max / sigma)^(i / (A - 1)), geometric as Ape-X's epsilons; sigma when
+    sigma_max is 0 or there is one actor."""
+    if sigma_max == 0.0 or actors == 1:
+        return np.full(actors, sigma)
+    return sigma * (sigma_max / sigma) ** (np.arange(actors) / (actors - 1))
+
+
 def make_noise(kind: str, copies: int, action_dim: int, sigma, theta: float, dt: float) -> ActionNoise:
     """The configured noise process."""
     if kind == "gaussian":

@@ -10,7 +10,14 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from dpgkit.learn.losses import critic_mse_loss, dpg_actor_loss
+from dpgkit.learn.categorical import (
+    categorical_cross_entropy,
+    categorical_kl,
+    expected_value,
+    project_categorical,
+    support,
+)
+from dpgkit.learn.losses import dpg_actor_loss, weighted_mean
 from dpgkit.learn.targets import clipped_double_q, smoothed_target_action, td_target
 from dpgkit.nets import Actor, Critic
 
@@ -18,13 +25,17 @@ Params = Any
 
 
 class Batch(NamedTuple):
-    """A batch of transitions; discount = gamma^m (1 - terminated), m the steps in the return."""
+    """A batch of transitions; discount = gamma^m (1 - terminated), m the steps in the return.
+
+    weight holds importance-sampling weights of prioritized replay (None: every example weighs 1).
+    """
 
     obs: Any
     action: jax.Array
     reward: jax.Array
     discount: jax.Array
     next_obs: Any
+    weight: Any = None
 
 
 class LearnerState(NamedTuple):
@@ -55,6 +66,14 @@ class LearnerSpec:
     actor_lr: float = 3e-4
     critic_lr: float = 3e-4
     critic_l2: float = 0.0
+    atoms: int = 0
+    v_min: float = -100.0
+    v_max: float = 100.0
+
+    @property
+    def support(self) -> jax.Array:
+        """The atoms of a categorical critic (its return distribution's fixed support)."""
+        return support(self.v_min, self.v_max, self.atoms)
 
     @property
     def actor(self) -> Actor:
@@ -64,7 +83,7 @@ class LearnerSpec:
     @property
     def critic(self) -> Critic:
         """The critic module (one of the ensemble)."""
-        return Critic(self.hidden, self.critic_action_layer, self.final_init)
+        return Critic(self.hidden, self.critic_action_layer, self.final_init, self.atoms)
 
     @property
     def actor_optimizer(self) -> optax.GradientTransformation:
@@ -85,9 +104,20 @@ def kernel_mask(params):
     return jax.tree_util.tree_map_with_path(lambda path, _: path[-1].key == "kernel", params)
 
 
-def critic_values(spec: LearnerSpec, critic_params, obs, action):
-    """Q_i(s, a) of every critic, shape (num_critics, batch): one fused, vmapped evaluation."""
+def critic_outputs(spec: LearnerSpec, critic_params, obs, action):
+    """Every critic at (s, a), one fused vmapped evaluation: Q_i (num_critics, B) or logits (num_critics, B, atoms)."""
     return jax.vmap(spec.critic.apply, in_axes=(0, None, None))(critic_params, obs, action)
+
+
+def q_values(spec: LearnerSpec, outputs):
+    """Q(s, a) from critic outputs: the value itself, or the mean sum_i p_i z_i of a categorical critic."""
+    return expected_value(outputs, spec.support) if spec.atoms else outputs
+
+
+def lowest_distribution(spec: LearnerSpec, logits):
+    """Per example, the logits of the critic whose mean is lowest (clipped double-Q for distributions)."""
+    lowest = jnp.argmin(expected_value(logits, spec.support), axis=0)
+    return jnp.take_along_axis(logits, lowest[None, :, None], axis=0)[0]
 
 
 def first_critic(critic_params):
@@ -119,25 +149,44 @@ def polyak(target, online, tau: float):
 
 
 def critic_target(spec: LearnerSpec, state: LearnerState, batch: Batch, key):
-    """y = r + discount * min_i Q'_i(s', smoothed mu'(s'))."""
+    """y = r + discount * min_i Q'_i(s', a'), a' = smoothed mu'(s'); a categorical critic's: Phi(r + discount * Z').
+
+    Phi projects onto the support (Bellemare et al. 2017); Z' is the lowest-mean target critic's distribution.
+    """
     next_action = smoothed_target_action(
         spec.actor.apply(state.target_actor, batch.next_obs), key, spec.target_noise, spec.target_noise_clip
     )
-    next_q = critic_values(spec, state.target_critic, batch.next_obs, next_action)
-    return td_target(batch.reward, batch.discount, clipped_double_q(next_q))
+    next_outputs = critic_outputs(spec, state.target_critic, batch.next_obs, next_action)
+    if spec.atoms:
+        next_probs = jax.nn.softmax(lowest_distribution(spec, next_outputs))
+        return project_categorical(next_probs, batch.reward, batch.discount, spec.support)
+    return td_target(batch.reward, batch.discount, clipped_double_q(next_outputs))
+
+
+def critic_losses(spec: LearnerSpec, outputs, target):
+    """Per example: the loss summed over critics, and the new priority (max over critics).
+
+    Scalar critics: sum_i (Q_i - y)^2 and max_i |Q_i - y|; categorical: sum_i CE(y, p_i) and max_i KL(y || p_i).
+    """
+    if spec.atoms:
+        cross_entropy = categorical_cross_entropy(target[None], outputs)
+        return jnp.sum(cross_entropy, axis=0), jnp.max(categorical_kl(target[None], outputs), axis=0)
+    errors = outputs - target[None]
+    return jnp.sum(jnp.square(errors), axis=0), jnp.max(jnp.abs(errors), axis=0)
 
 
 def critic_step(spec: LearnerSpec, state: LearnerState, batch: Batch, key):
-    """One gradient step of every critic towards the shared target; returns (state, loss)."""
+    """One gradient step of every critic towards the shared target; returns (state, loss, priorities)."""
     target = critic_target(spec, state, batch, key)
 
     def loss_fn(critic):
-        return critic_mse_loss(critic_values(spec, critic, batch.obs, batch.action), target)
+        losses, priorities = critic_losses(spec, critic_outputs(spec, critic, batch.obs, batch.action), target)
+        return weighted_mean(losses, batch.weight), priorities
 
-    loss, grads = jax.value_and_grad(loss_fn)(state.critic)
+    (loss, priorities), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.critic)
     updates, critic_opt = spec.critic_optimizer.update(grads, state.critic_opt, state.critic)
     critic = optax.apply_updates(state.critic, updates)
-    return state._replace(critic=critic, critic_opt=critic_opt), loss
+    return state._replace(critic=critic, critic_opt=critic_opt), loss, priorities
 
 
 def actor_step(spec: LearnerSpec, state: LearnerState, batch: Batch):
@@ -145,7 +194,8 @@ def actor_step(spec: LearnerSpec, state: LearnerState, batch: Batch):
     critic = first_critic(state.critic)
 
     def loss_fn(actor):
-        return dpg_actor_loss(spec.critic.apply(critic, batch.obs, spec.actor.apply(actor, batch.obs)))
+        outputs = spec.critic.apply(critic, batch.obs, spec.actor.apply(actor, batch.obs))
+        return dpg_actor_loss(q_values(spec, outputs))
 
     loss, grads = jax.value_and_grad(loss_fn)(state.actor)
     updates, actor_opt = spec.actor_optimizer.update(grads, state.actor_opt, state.actor)
@@ -160,14 +210,14 @@ def actor_step(spec: LearnerSpec, state: LearnerState, batch: Batch):
 
 
 def critic_update(spec: LearnerSpec, state: LearnerState, batch: Batch):
-    """Critic step with a fresh key for the target-policy smoothing noise; returns (state, loss)."""
+    """Critic step with a fresh key for the target-policy smoothing noise; returns (state, loss, priorities)."""
     key, target_key = jax.random.split(state.key)
     return critic_step(spec, state._replace(key=key), batch, target_key)
 
 
 def delayed_update(spec: LearnerSpec, state: LearnerState, batch: Batch, update_index):
     """One update whose actor step is taken when update_index + 1 is a multiple of d (a lax.cond)."""
-    state, critic_loss = critic_update(spec, state, batch)
+    state, critic_loss, priorities = critic_update(spec, state, batch)
     is_actor_step = (update_index + 1) % spec.policy_delay == 0
     state, actor_loss = jax.lax.cond(
         is_actor_step, lambda s: actor_step(spec, s, batch), lambda s: (s, jnp.zeros((), jnp.float32)), state
@@ -176,17 +226,19 @@ def delayed_update(spec: LearnerSpec, state: LearnerState, batch: Batch, update_
         critic_loss[None],
         jnp.where(is_actor_step, actor_loss, 0.0),
         is_actor_step.astype(jnp.int32),
+        priorities[None],
     )
 
 
 def update_group(spec: LearnerSpec, state: LearnerState, batches: Batch):
     """d updates: d critic steps, the actor and target step after the last (TD3's delay, no cond)."""
-    critic_losses = []
+    losses, priorities = [], []
     for j in range(spec.policy_delay):
-        state, loss = critic_update(spec, state, jax.tree_util.tree_map(operator.itemgetter(j), batches))
-        critic_losses.append(loss)
+        state, loss, priority = critic_update(spec, state, jax.tree_util.tree_map(operator.itemgetter(j), batches))
+        losses.append(loss)
+        priorities.append(priority)
     state, actor_loss = actor_step(spec, state, jax.tree_util.tree_map(lambda x: x[-1], batches))
-    return state, (jnp.stack(critic_losses), actor_loss, jnp.ones((), jnp.int32))
+    return state, (jnp.stack(losses), actor_loss, jnp.ones((), jnp.int32), jnp.stack(priorities))
 
 
 def update_block(spec: LearnerSpec, state: LearnerState, batches: Batch, first_update):
@@ -194,14 +246,17 @@ def update_block(spec: LearnerSpec, state: LearnerState, batches: Batch, first_u
 
     When d divides K (first_update is then a multiple of d), a lax.scan over K/d groups of d updates, each
     ending with the actor step; otherwise a scan over single updates choosing the actor step by lax.cond.
+    Returns the state, a summary of the losses and the examples' new priorities, shape (K, B).
     """
     count, d = jax.tree_util.tree_leaves(batches)[0].shape[0], spec.policy_delay
     if count % d == 0:
         groups = jax.tree_util.tree_map(lambda x: x.reshape((count // d, d) + x.shape[1:]), batches)
-        state, (critic, actor, steps) = jax.lax.scan(lambda s, b: update_group(spec, s, b), state, groups)
+        state, (critic, actor, steps, priorities) = jax.lax.scan(
+            lambda s, b: update_group(spec, s, b), state, groups
+        )
     else:
         indices = first_update + jnp.arange(count)
-        state, (critic, actor, steps) = jax.lax.scan(
+        state, (critic, actor, steps, priorities) = jax.lax.scan(
             lambda s, xs: delayed_update(spec, s, *xs), state, (batches, indices)
         )
     summary = {
@@ -209,4 +264,4 @@ def update_block(spec: LearnerSpec, state: LearnerState, batches: Batch, first_u
         "actor_loss_sum": jnp.sum(actor),
         "actor_steps": jnp.sum(steps),
     }
-    return state, summary
+    return state, summary, priorities.reshape((count,) + priorities.shape[2:])

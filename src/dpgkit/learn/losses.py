@@ -3,9 +3,9 @@
 import jax.numpy as jnp
 
 
-def critic_mse_loss(q, target):
-    """Sum over critics of the mean squared TD error, sum_i E[(Q_i(s, a) - y)^2] (TD3 authors' code)."""
-    return jnp.sum(jnp.mean(jnp.square(q - target[None]), axis=-1))
+def weighted_mean(losses, weight=None):
+    """Batch mean of per-example losses, (1/B) sum_b w_b loss_b with importance weights w (all 1 when None)."""
+    return jnp.mean(losses if weight is None else weight * losses)
 
 
 def dpg_actor_loss(q_of_policy):

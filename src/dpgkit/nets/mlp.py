@@ -40,11 +40,15 @@ class Actor(nn.Module):
 
 
 class Critic(nn.Module):
-    """Action value Q(s, a): MLP with ReLU; the action joins the input of hidden layer `action_layer`."""
+    """Action value Q(s, a): MLP with ReLU; the action joins the input of hidden layer `action_layer`.
+
+    With atoms > 0 it outputs the logits of a categorical return distribution over that many atoms instead.
+    """
 
     hidden: Sequence[int]
     action_layer: int = 0
     final_init: float = 0.0
+    atoms: int = 0
 
     @nn.compact
     def __call__(self, obs, action):
@@ -53,4 +57,6 @@ class Critic(nn.Module):
             if i == self.action_layer:
                 x = jnp.concatenate([x, action], axis=-1)
             x = nn.relu(dense(size, x.shape[-1])(x))
+        if self.atoms:
+            return dense(self.atoms, x.shape[-1], self.final_init)(x)
         return dense(1, x.shape[-1], self.final_init)(x)[..., 0]

@@ -56,29 +56,3 @@ class NStepWriter:
                 finished.append(self.transition(c, 0, False, next_obs[c]))
                 queue.popleft()
         return finished
-
-    def reset(self) -> None:
-        """Drop every pending step (of every copy)."""
-        for queue in self.queues:
-            queue.clear()
-
-    def state(self) -> dict[str, np.ndarray]:
-        """The pending steps of all copies concatenated in copy order, and each copy's count, to checkpoint."""
-        steps = [step for queue in self.queues for step in queue]
-        return {
-            "lengths": np.array([len(queue) for queue in self.queues], np.int64),
-            "obs": np.array([step[0] for step in steps]),
-            "action": np.array([step[1] for step in steps]),
-            "reward": np.array([step[2] for step in steps], np.float64),
-        }
-
-    def load_state(self, state: dict[str, np.ndarray]) -> None:
-        """Restore from state()."""
-        ends = np.cumsum(state["lengths"])
-        self.queues = [
-            deque(
-                (np.array(state["obs"][k]), np.array(state["action"][k]), float(state["reward"][k]))
-                for k in range(end - length, end)
-            )
-            for end, length in zip(ends, state["lengths"], strict=True)
-        ]
