@@ -124,7 +124,9 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=1, help="env steps per learner call and updates per call")
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--sb3-k", type=int, default=1, help="SB3's K (default 1: the published schedule)")
-    parser.add_argument("--only", choices=["dpgkit", "sb3"], help="train one library only, then summarise both")
+    parser.add_argument(
+        "--only", choices=["dpgkit", "sb3"], help="train one library only, then summarise both"
+    )
     args = parser.parse_args()
     out = Path(args.out)
     if args.only != "sb3":

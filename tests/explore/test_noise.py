@@ -155,3 +155,11 @@ def test_make_noise_rejects_unknown_kind():
         make_noise("pink", 1, 1, 0.1, 0.15, 1e-2)
     with pytest.raises(ValueError, match="gaussian"):
         make_noise("Gaussian", 1, 1, 0.1, 0.15, 1e-2)
+
+
+def test_actor_sigmas_spread_geometrically_from_sigma_to_sigma_max():
+    from dpgkit.explore import actor_sigmas
+
+    np.testing.assert_allclose(actor_sigmas(0.1, 0.8, 4), [0.1, 0.2, 0.4, 0.8], rtol=1e-12)
+    np.testing.assert_allclose(actor_sigmas(0.1, 0.0, 3), [0.1, 0.1, 0.1])
+    np.testing.assert_allclose(actor_sigmas(0.1, 0.8, 1), [0.1])

@@ -1,6 +1,8 @@
 """Uniform replay: shapes, ring order, sampling only filled rows, per-seed generators and write positions,
 checkpoint round trip, pytree observations and dtypes."""
 
+import operator
+
 import jax
 import numpy as np
 
@@ -28,7 +30,7 @@ def transitions(seeds, copies, start=0.0):
 def add_all(buf, transitions):
     """Add transitions with leading axes (seeds, count), seed by seed."""
     for seed in range(buf.seeds):
-        buf.add(seed, jax.tree_util.tree_map(lambda x: x[seed], transitions))
+        buf.add(seed, jax.tree_util.tree_map(operator.itemgetter(seed), transitions))
 
 
 def scalar_buffer(capacity, values, seeds=1):

@@ -180,7 +180,9 @@ def critic_step(spec: LearnerSpec, state: LearnerState, batch: Batch, key):
     target = critic_target(spec, state, batch, key)
 
     def loss_fn(critic):
-        losses, priorities = critic_losses(spec, critic_outputs(spec, critic, batch.obs, batch.action), target)
+        losses, priorities = critic_losses(
+            spec, critic_outputs(spec, critic, batch.obs, batch.action), target
+        )
         return weighted_mean(losses, batch.weight), priorities
 
     (loss, priorities), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.critic)
@@ -234,7 +236,9 @@ def update_group(spec: LearnerSpec, state: LearnerState, batches: Batch):
     """d updates: d critic steps, the actor and target step after the last (TD3's delay, no cond)."""
     losses, priorities = [], []
     for j in range(spec.policy_delay):
-        state, loss, priority = critic_update(spec, state, jax.tree_util.tree_map(operator.itemgetter(j), batches))
+        state, loss, priority = critic_update(
+            spec, state, jax.tree_util.tree_map(operator.itemgetter(j), batches)
+        )
         losses.append(loss)
         priorities.append(priority)
     state, actor_loss = actor_step(spec, state, jax.tree_util.tree_map(lambda x: x[-1], batches))

@@ -28,7 +28,9 @@ class PrioritizedReplay(ReplayBuffer):
 
     def sample_indices(self, rngs: list[np.random.Generator], count: int) -> np.ndarray:
         """Indices (seeds, count) drawn in proportion to p^alpha, stratified, seed i drawing from rngs[i]."""
-        return np.stack([sample_proportional(tree, rng, count) for tree, rng in zip(self.trees, rngs, strict=True)])
+        return np.stack(
+            [sample_proportional(tree, rng, count) for tree, rng in zip(self.trees, rngs, strict=True)]
+        )
 
     def weights(self, indices: np.ndarray, beta: float) -> np.ndarray:
         """Importance-sampling weights (N P(i))^-beta / max_j (N P(j))^-beta, shape (seeds, count)."""
