@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dpgkit import TD3
+from dpgkit.algos import ALGORITHMS
 from dpgkit.evaluate import EVAL_SEED
 from dpgkit.logger import RunLogger, read_metrics
 from dpgkit.plot import plot_runs
@@ -33,13 +33,24 @@ REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "td3_
 EVAL_EVERY, EPISODES, LEARNING_STARTS = 5_000, 10, 10_000
 
 
-def run_dpgkit(out: Path, env: str, seeds: int, steps: int, k: int, first_seed: int) -> Path:
-    """Train (or resume) dpgkit TD3 with all seeds vmapped; returns the run dir."""
-    run_dir = out / f"dpgkit-k{k}"
+def run_dpgkit(
+    out: Path,
+    env: str,
+    seeds: int,
+    steps: int,
+    k: int,
+    first_seed: int,
+    algo: str = "td3",
+    name: str = "",
+    **overrides,
+) -> Path:
+    """Train (or resume) a dpgkit algorithm with all seeds vmapped; returns the run dir (default name dpgkit-k<K>)."""
+    run_dir = out / (name or f"dpgkit-k{k}")
+    agent_class = ALGORITHMS[algo]
     if (run_dir / "checkpoints" / "LATEST").exists():
-        agent = TD3.load(run_dir)
+        agent = agent_class.load(run_dir)
     else:
-        agent = TD3(
+        agent = agent_class(
             env,
             seed=first_seed,
             seeds=seeds,
@@ -51,6 +62,7 @@ def run_dpgkit(out: Path, env: str, seeds: int, steps: int, k: int, first_seed: 
             eval_episodes=EPISODES,
             checkpoint_every=10_000,
             run_dir=str(run_dir),
+            **overrides,
         )
     agent.learn()
     agent.save()
@@ -109,7 +121,7 @@ def run_sb3(out: Path, env_id: str, seeds: int, steps: int, k: int, first_seed: 
 
 def final_returns(run_dir: Path, step: int) -> list[float]:
     """Each seed's evaluation return at `step`."""
-    curves = read_metrics(run_dir)["eval/return"]
+    curves = read_metrics(run_dir).get("eval/return", {})
     return [float(v[s == step][-1]) for s, v in curves.values() if np.any(s == step)]
 
 
