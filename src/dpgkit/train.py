@@ -15,7 +15,7 @@ import numpy as np
 
 from dpgkit import __version__
 from dpgkit.checkpoint import flatten_tree, latest_checkpoint, save_checkpoint, unflatten_tree
-from dpgkit.collect import LocalCollector
+from dpgkit.collect import Collector, LocalCollector
 from dpgkit.config import Config, validate
 from dpgkit.envs import check_action_space, check_observation_space
 from dpgkit.evaluate import Evaluator
@@ -100,7 +100,7 @@ class Trainer:
         )
         self.update_fn = jax.jit(jax.vmap(functools.partial(update_block, self.spec), in_axes=(0, 0, None)))
         self.act_fn = jax.jit(jax.vmap(self.spec.actor.apply))
-        self.collector = LocalCollector(make_env, self.agent_seeds, config.actors)
+        self.collector: Collector = LocalCollector(make_env, self.agent_seeds, config.actors)
         example = Batch(
             obs=np.zeros(self.obs_dim, np.float32),
             action=np.zeros(self.action_dim, np.float32),

@@ -1,5 +1,5 @@
-"""Experience collection: in-process vectorized environments."""
+"""Experience collection behind the Collector interface: in-process vectorized environments."""
 
-from dpgkit.collect.local import LocalCollector, StepResult
+from dpgkit.collect.local import Collector, LocalCollector, StepResult
 
-__all__ = ["LocalCollector", "StepResult"]
+__all__ = ["Collector", "LocalCollector", "StepResult"]
