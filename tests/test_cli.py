@@ -98,7 +98,7 @@ def test_train_ddpg_paper(tmp_path, capsys):
     assert meta["algo"] == "ddpg" and meta["steps"] == 300
     config = meta["config"]
     # Lillicrap et al.'s settings, except what the command line changed
-    assert config["noise"] == "ou" and config["tau"] == 1e-3 and config["critic_l2"] == 1e-2
+    assert config["explore"] == "ou" and config["tau"] == 1e-3 and config["critic_l2"] == 1e-2
     assert config["critic_action_layer"] == 1 and config["num_critics"] == 1
     assert config["hidden"] == [32, 32] and config["batch_size"] == 32
     assert "eval/return" in read_metrics(run)

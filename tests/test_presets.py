@@ -52,7 +52,7 @@ FLOAT_FIELDS = {
 
 
 def test_preset_fields_match_config_names():
-    assert presets.PRESET_FIELDS == INT_FIELDS | FLOAT_FIELDS | {"hidden", "noise", "source"}
+    assert presets.PRESET_FIELDS == INT_FIELDS | FLOAT_FIELDS | {"hidden", "explore", "source"}
 
 
 @pytest.mark.parametrize("algo", ALGOS)
@@ -81,7 +81,7 @@ def test_all_fields_known_and_typed():
                     assert isinstance(value, tuple) and value, where
                     assert all(type(h) is int and h > 0 for h in value), where
                 else:
-                    assert field == "noise" and value in ("gaussian", "ou"), where
+                    assert field == "explore" and value in ("gaussian", "ou"), where
 
 
 @pytest.mark.parametrize("algo", ALGOS)
@@ -104,7 +104,7 @@ def test_zoo_values_translated():
     assert "hidden" not in pend and pend["buffer_size"] == 200000  # 256-256 default, see the source note
     assert pend["train_freq"] == pend["gradient_steps"] == 1
     car = presets.load_preset("ddpg", "MountainCarContinuous-v0")
-    assert car["noise"] == "ou" and car["noise_sigma"] == 0.5
+    assert car["explore"] == "ou" and car["noise_sigma"] == 0.5
 
 
 def test_unknown_env_or_algo_gives_empty():
@@ -130,7 +130,7 @@ def test_unknown_field_is_rejected_with_names():
         ("batch_size", True),
         ("gamma", "0.99"),
         ("hidden", [400, "300"]),
-        ("noise", "pink"),
+        ("explore", "pink"),
     ],
 )
 def test_badly_typed_field_is_rejected(field, value):

@@ -12,9 +12,9 @@ from dpgkit.checkpoint import CheckpointCorruptError
 
 BASE = {"learning_starts": 200, "hidden": (32, 32), "batch_size": 32, "eval_every": 0, "progress": False}
 VARIANTS = {
-    "td3-gaussian": (TD3, {"noise": "gaussian"}),
-    "ddpg-ou": (DDPG, {"noise": "ou", "noise_sigma": 0.2}),
-    "d4pg-nstep-per": (D4PG, {"noise": "gaussian", "atoms": 11, "v_min": -850.0, "v_max": 0.0}),
+    "td3-gaussian": (TD3, {"explore": "gaussian"}),
+    "ddpg-ou": (DDPG, {"explore": "ou", "noise_sigma": 0.2}),
+    "d4pg-nstep-per": (D4PG, {"explore": "gaussian", "atoms": 11, "v_min": -850.0, "v_max": 0.0}),
 }
 
 
@@ -57,8 +57,8 @@ def test_resume_is_bitwise_exact(tmp_path, variant):
     for key, value in straight_replay.items():
         np.testing.assert_array_equal(resumed_replay[key], value, err_msg=key)
     assert not all(np.array_equal(u, v) for u, v in zip(state_leaves(first_half), state_leaves(straight)))
-    if extra["noise"] == "ou":
-        np.testing.assert_array_equal(resumed.trainer.noises[0].x, straight.trainer.noises[0].x)
+    if extra["explore"] == "ou":
+        np.testing.assert_array_equal(resumed.trainer.explorer.noises[0].x, straight.trainer.explorer.noises[0].x)
     # a resumed run compiles its update once, like the straight one
     assert resumed.trainer.update_fn._cache_size() == 1
 

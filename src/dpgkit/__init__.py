@@ -2,7 +2,19 @@
 
 __version__ = "0.1.0"
 
-from dpgkit.algos import D4PG, DDPG, TD3, Agent
-from dpgkit.config import Config, D4PGConfig, DDPGConfig, TD3Config
+from dpgkit.algos import D4PG, DDPG, DPG, TD3, Agent
+from dpgkit.config import Config, D4PGConfig, DDPGConfig, DPGConfig, TD3Config
 
-__all__ = ["D4PG", "DDPG", "TD3", "Agent", "Config", "D4PGConfig", "DDPGConfig", "TD3Config", "__version__"]
+__all__ = [
+    "D4PG",
+    "DDPG",
+    "DPG",
+    "TD3",
+    "Agent",
+    "Config",
+    "D4PGConfig",
+    "DDPGConfig",
+    "DPGConfig",
+    "TD3Config",
+    "__version__",
+]

@@ -15,7 +15,7 @@ from dpgkit.config import Config, ddpg_paper_config
 USAGE = """dpgkit <command> [options]
 
 commands:
-  train {d4pg,ddpg,ddpg-paper,td3} --env ENV_ID [options]   train (options: dpgkit train td3 --help)
+  train {d4pg,ddpg,ddpg-paper,dpg,td3} --env ENV_ID [options]   train (options: dpgkit train dpg --help)
   resume RUN_DIR [--total-steps N]                     continue a saved run to its total steps
   eval RUN_DIR [--episodes N] [--video]                deterministic evaluation of a saved run
   plot RUN_DIR... [--out PNG] [--key KEY]              learning curves: mean and spread over seeds

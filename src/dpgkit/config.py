@@ -71,8 +71,8 @@ class Config:
     """Prioritized replay: importance-sampling exponent at the start, annealed linearly to 1 over total_steps."""
     priority_eps: float = 1e-6
     """Prioritized replay: p_i = |TD error| + eps (KL + eps for a categorical critic)."""
-    noise: Literal["gaussian", "ou"] = "gaussian"
-    """Exploration noise added to the actor's action: Gaussian or Ornstein-Uhlenbeck."""
+    explore: Literal["gaussian", "ou", "param", "noisy"] = "gaussian"
+    """Exploration: Gaussian or Ornstein-Uhlenbeck action noise, adaptive parameter-space noise, or NoisyNet."""
     noise_sigma: float = 0.1
     """Scale of the exploration noise in actor units [-1, 1]."""
     noise_sigma_max: float = 0.0
@@ -81,6 +81,22 @@ class Config:
     """Ornstein-Uhlenbeck rate of mean reversion."""
     ou_dt: float = 1e-2
     """Ornstein-Uhlenbeck time step."""
+    param_noise_sigma: float = 0.1
+    """Parameter noise: initial std of the Gaussian perturbation of the actor's weights (adapted during training)."""
+    param_noise_delta: float = 0.2
+    """Parameter noise: target distance sqrt(mean((mu~(s) - mu(s))^2)) between perturbed and plain actions."""
+    param_noise_alpha: float = 1.01
+    """Parameter noise: sigma <- sigma / alpha when the distance exceeds delta, sigma * alpha otherwise."""
+    param_adapt_every: int = 50
+    """Parameter noise: environment steps between adaptations of sigma (on a replay batch of states)."""
+    param_resample_every: int = 0
+    """Parameter noise: environment steps between new perturbations of every copy (0: at each episode start)."""
+    layer_norm: bool | None = None
+    """Layer normalization in the actor's hidden layers (None: on with parameter noise, off otherwise)."""
+    noisy_sigma0: float = 0.5
+    """NoisyNet: initial sigma of every weight is noisy_sigma0 / sqrt(fan_in)."""
+    noisy_resample: Literal["episode", "step"] = "episode"
+    """NoisyNet: draw each copy's acting noise at the start of its episodes, or at every step."""
     eval_every: int = 5_000
     """Environment steps between deterministic evaluations (0: never)."""
     eval_episodes: int = 10
@@ -146,7 +162,7 @@ def ddpg_paper_config() -> DDPGConfig:
         critic_l2=1e-2,
         tau=1e-3,
         batch_size=64,
-        noise="ou",
+        explore="ou",
         noise_sigma=0.2,
         ou_theta=0.15,
         critic_action_layer=1,
@@ -170,6 +186,8 @@ def validate(config: Config) -> None:
         "policy_delay",
         "n_step",
         "priority_eps",
+        "param_noise_delta",
+        "param_noise_alpha",
         "eval_episodes",
         "log_every",
     ]
@@ -186,6 +204,10 @@ def validate(config: Config) -> None:
         "noise_sigma",
         "noise_sigma_max",
         "priority_alpha",
+        "param_noise_sigma",
+        "param_adapt_every",
+        "param_resample_every",
+        "noisy_sigma0",
         "ou_theta",
         "eval_every",
         "checkpoint_every",
@@ -217,8 +239,52 @@ def validate(config: Config) -> None:
     if not 0.0 <= config.priority_beta <= 1.0:
         raise ValueError(f"config.priority_beta must be in [0, 1], got {config.priority_beta!r}")
     if config.noise_sigma_max > 0 and not config.noise_sigma > 0:
-        raise ValueError("config.noise_sigma must be > 0 to spread the actors' scales up to config.noise_sigma_max")
+        raise ValueError(
+            "config.noise_sigma must be > 0 to spread the actors' scales up to config.noise_sigma_max"
+        )
+    if config.noisy_resample not in ("episode", "step"):
+        raise ValueError(f"config.noisy_resample must be 'episode' or 'step', got {config.noisy_resample!r}")
     if config.replay not in ("uniform", "prioritized"):
         raise ValueError(f"config.replay must be 'uniform' or 'prioritized', got {config.replay!r}")
-    if config.noise not in ("gaussian", "ou"):
-        raise ValueError(f"config.noise must be 'gaussian' or 'ou', got {config.noise!r}")
+    if config.explore not in ("gaussian", "ou", "param", "noisy"):
+        raise ValueError(
+            f"config.explore must be 'gaussian', 'ou', 'param' or 'noisy', got {config.explore!r}"
+        )
+
+
+@dataclass(frozen=True)
+class DPGConfig(Config):
+    """DPG (Silver et al. 2014): online deterministic actor-critic, no replay and no target networks.
+
+    The replay, target and TD3 fields of Config are not used. Step sizes default to the measured ones for
+    Gaussian behaviour on the dpgkit/LQR envs; a uniform behaviour needs smaller alpha_w, alpha_v and curvature.
+    """
+
+    features: Literal["linear", "rff", "rbf", "mlp"] = "linear"
+    """Actor features phi(s) of COPDAC-Q: the normalised observation, random Fourier or RBF features; mlp: MLPs."""
+    num_features: int = 100
+    """Number of random Fourier or RBF features (features rff or rbf)."""
+    feature_width: float = 0.5
+    """Bandwidth of the rff and rbf features, in normalised observation units (a finite box maps to [-1, 1])."""
+    value_features: Literal["quadratic", "features"] = "quadratic"
+    """Baseline features psi(s) of V_v: [1, quadratic monomials of s] or [1, phi(s)]."""
+    curvature: bool = False
+    """Add h^T [(a - mu)_i (a - mu)_j] to the compatible critic (zero gradient at a = mu); needed off-policy."""
+    alpha_theta: float = 1e-5
+    """COPDAC-Q actor step size: theta <- theta + alpha_theta grad mu grad mu^T w."""
+    alpha_w: float = 5e-2
+    """COPDAC-Q advantage step size: w <- w + alpha_w delta grad mu (a - mu)."""
+    alpha_v: float = 1e-3
+    """COPDAC-Q baseline step size: v <- v + alpha_v delta psi(s)."""
+    behaviour: Literal["gaussian", "uniform"] = "gaussian"
+    """Behaviour policy: mu(s) plus Gaussian noise of std noise_sigma, or uniform on the action box."""
+    noise_sigma: float = 0.2
+    """Std of the Gaussian behaviour noise, in actor units [-1, 1]."""
+    average_theta: bool = False
+    """Act with the average of theta over the last half of total_steps (linear, rff, rbf features)."""
+    hidden: tuple[int, ...] = (64, 64)
+    """Hidden layer sizes of the actor and critic MLPs (features mlp)."""
+    actor_lr: float = 1e-4
+    """Adam learning rate of the MLP actor (features mlp)."""
+    critic_lr: float = 1e-3
+    """Adam learning rate of the MLP critic (features mlp)."""

@@ -40,9 +40,9 @@ _FLOAT_FIELDS = frozenset(
         "v_max",
     }
 )
-_NOISE_KINDS = ("gaussian", "ou")
+_EXPLORE_KINDS = ("gaussian", "ou", "param", "noisy")
 
-PRESET_FIELDS: frozenset[str] = _INT_FIELDS | _FLOAT_FIELDS | {"hidden", "noise", "source"}
+PRESET_FIELDS: frozenset[str] = _INT_FIELDS | _FLOAT_FIELDS | {"hidden", "explore", "source"}
 
 _PRESETS_FILE = "presets.toml"
 
@@ -74,9 +74,9 @@ def _check_field(algo: str, env_id: str, field: str, value: Any) -> Any:
         if not isinstance(value, list) or not value or not all(_is_int(h) and h > 0 for h in value):
             raise PresetError(f"{where}: expected a non-empty list of positive ints, got {value!r}")
         return tuple(value)
-    if field == "noise":
-        if value not in _NOISE_KINDS:
-            raise PresetError(f"{where}: expected one of {_NOISE_KINDS}, got {value!r}")
+    if field == "explore":
+        if value not in _EXPLORE_KINDS:
+            raise PresetError(f"{where}: expected one of {_EXPLORE_KINDS}, got {value!r}")
         return value
     # field == "source"
     if not isinstance(value, str):

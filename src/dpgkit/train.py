@@ -19,7 +19,7 @@ from dpgkit.collect import Collector, LocalCollector
 from dpgkit.config import Config, validate
 from dpgkit.envs import check_action_space, check_observation_space
 from dpgkit.evaluate import Evaluator
-from dpgkit.explore import actor_sigmas, make_noise
+from dpgkit.explore import make_explorer
 from dpgkit.learn import Batch, LearnerSpec, init_learner, update_block
 from dpgkit.logger import RunLogger
 from dpgkit.progress import TrainingProgress
@@ -32,8 +32,13 @@ class NonFiniteError(FloatingPointError):
 
 def learner_spec(config: Config, action_dim: int) -> LearnerSpec:
     """The static update settings of a config."""
-    names = {f.name for f in dataclasses.fields(LearnerSpec)} - {"action_dim"}
-    return LearnerSpec(action_dim=action_dim, **{name: getattr(config, name) for name in names})
+    names = {f.name for f in dataclasses.fields(LearnerSpec)} - {"action_dim", "layer_norm", "noisy"}
+    return LearnerSpec(
+        action_dim=action_dim,
+        layer_norm=config.explore == "param" if config.layer_norm is None else config.layer_norm,
+        noisy=config.explore == "noisy",
+        **{name: getattr(config, name) for name in names},
+    )
 
 
 def host_rng(agent_seed: int) -> np.random.Generator:
@@ -111,11 +116,7 @@ class Trainer:
         self.replay = make_replay(config, example)
         self.writers = [NStepWriter(config.n_step, config.gamma, config.actors) for _ in self.agent_seeds]
         self.rngs = [host_rng(s) for s in self.agent_seeds]
-        sigmas = actor_sigmas(config.noise_sigma, config.noise_sigma_max, config.actors)
-        self.noises = [
-            make_noise(config.noise, config.actors, self.action_dim, sigmas, config.ou_theta, config.ou_dt)
-            for _ in self.agent_seeds
-        ]
+        self.explorer = make_explorer(config, self.spec.actor, config.seeds, self.action_dim, self.obs_dim)
         self.pending_priorities: tuple | None = None
         self.host = jax.devices("cpu")[0]
         self.acting_actor = jax.device_put(self.state.actor, self.host)
@@ -134,12 +135,13 @@ class Trainer:
         return np.asarray(self.act_fn(self.acting_actor, np.asarray(obs, np.float32)))
 
     def behaviour_actions(self, obs: np.ndarray) -> np.ndarray:
-        """Uniform random actions during warm-up, then mu(s) + noise, clipped to [-1, 1]."""
+        """Uniform random actions during warm-up, then the explorer's (action noise, parameter noise, NoisyNet)."""
         shape = (self.config.actors, self.action_dim)
         if self.steps < self.config.learning_starts:
             return np.stack([rng.uniform(-1.0, 1.0, shape) for rng in self.rngs]).astype(np.float32)
-        noise = np.stack([n.sample(rng) for n, rng in zip(self.noises, self.rngs, strict=True)])
-        return np.clip(self.policy(obs) + noise, -1.0, 1.0).astype(np.float32)
+        return self.explorer.actions(self.acting_actor, np.asarray(obs, np.float32), self.rngs).astype(
+            np.float32
+        )
 
     def collect_step(self, stats: dict) -> None:
         """One step of every env copy; the n-step writers turn the steps into transitions for the replay.
@@ -147,7 +149,8 @@ class Trainer:
         The last learner call's priorities are written back first, so that sampling, write-back and new
         transitions come in the same order whether or not a checkpoint was saved in between.
         """
-        obs, _ = self.collector.observe()
+        obs, reset = self.collector.observe()
+        self.explorer.begin_episodes(reset)
         actions = self.behaviour_actions(obs)
         result = self.collector.step(actions)
         for name, value in (("observation", result.next_obs), ("reward", result.reward)):
@@ -166,9 +169,6 @@ class Trainer:
             )
             if transitions:
                 self.replay.add(seed, stack_transitions(transitions))
-        done = result.terminated | result.truncated
-        for noise, seed_done in zip(self.noises, done, strict=True):
-            noise.reset(seed_done)
         for i, returns in enumerate(result.episode_returns):
             stats["returns"][i].extend(returns)
         self.steps += self.config.actors
@@ -193,6 +193,12 @@ class Trainer:
             self.acting_actor = jax.device_put(self.state.actor, self.host)
         self.updates += k
         self.pending.append((self.steps, summary))
+
+    def adapt_exploration(self) -> None:
+        """Let the explorer adapt to the current actor on a uniform batch of replay states per seed."""
+        indices = ReplayBuffer.sample_indices(self.replay, self.rngs, self.config.batch_size)
+        states = self.replay.gather(indices).obs
+        self.explorer.adapt(self.acting_actor, states, self.rngs)
 
     def write_priorities(self) -> None:
         """Give the transitions of the last learner call their new priorities (waits for that call)."""
@@ -248,6 +254,10 @@ class Trainer:
                     vector_step = self.steps // config.actors
                     if self.steps >= config.learning_starts and vector_step % config.train_freq == 0:
                         self.learner_call()
+                    if self.steps >= config.learning_starts and crossed(
+                        before, self.steps, self.explorer.adapt_every
+                    ):
+                        self.adapt_exploration()
                     evaluate = crossed(before, self.steps, config.eval_every)
                     log = crossed(before, self.steps, config.log_every) or self.steps >= target
                     checkpoint = crossed(before, self.steps, config.checkpoint_every)
@@ -259,7 +269,9 @@ class Trainer:
                     if log:
                         now = time.perf_counter()
                         sps = (self.steps - last_steps) / max(now - last_time, 1e-9)
-                        logger.log(self.steps, summarize(stats, sps))
+                        logger.log(
+                            self.steps, summarize(stats, sps) | self.explorer.log_values(self.state.actor)
+                        )
                         stats, last_time, last_steps = new_stats(config.seeds), now, self.steps
                     if checkpoint:
                         self.save(self.run_dir)
@@ -273,7 +285,7 @@ class Trainer:
         arrays = {
             "learner": flatten_tree(self.state),
             "replay": self.replay.state(),
-            "noise": {f"{i}/{k}": v for i, n in enumerate(self.noises) for k, v in n.state().items()},
+            "explore": self.explorer.state(),
         }
         meta = {
             "algo": self.algo,
@@ -292,10 +304,7 @@ class Trainer:
         """Load the state written by save()."""
         self.state = jax.tree_util.tree_map(jnp.asarray, unflatten_tree(self.state, arrays["learner"]))
         self.replay.load_state(arrays["replay"])
-        for i, noise in enumerate(self.noises):
-            noise.load_state(
-                {k.split("/", 1)[1]: v for k, v in arrays["noise"].items() if k.startswith(f"{i}/")}
-            )
+        self.explorer.load_state(arrays["explore"])
         for rng, state in zip(self.rngs, meta["host_rng"], strict=True):
             rng.bit_generator.state = state
         self.collector.load_state(meta["collector"])

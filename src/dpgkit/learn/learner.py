@@ -20,6 +20,7 @@ from dpgkit.learn.categorical import (
 from dpgkit.learn.losses import dpg_actor_loss, weighted_mean
 from dpgkit.learn.targets import clipped_double_q, smoothed_target_action, td_target
 from dpgkit.nets import Actor, Critic
+from dpgkit.nets.layers import factorised_noise
 
 Params = Any
 
@@ -69,6 +70,9 @@ class LearnerSpec:
     atoms: int = 0
     v_min: float = -100.0
     v_max: float = 100.0
+    layer_norm: bool = False
+    noisy: bool = False
+    noisy_sigma0: float = 0.5
 
     @property
     def support(self) -> jax.Array:
@@ -78,7 +82,9 @@ class LearnerSpec:
     @property
     def actor(self) -> Actor:
         """The actor module."""
-        return Actor(self.hidden, self.action_dim, self.final_init)
+        return Actor(
+            self.hidden, self.action_dim, self.final_init, self.layer_norm, self.noisy, self.noisy_sigma0
+        )
 
     @property
     def critic(self) -> Critic:
@@ -191,12 +197,22 @@ def critic_step(spec: LearnerSpec, state: LearnerState, batch: Batch, key):
     return state._replace(critic=critic, critic_opt=critic_opt), loss, priorities
 
 
+def actor_noise(spec: LearnerSpec, key, obs_dim: int):
+    """(key, noise): one fresh factorised noise sample for a NoisyNet actor's update, None (key unused) otherwise."""
+    if not spec.noisy:
+        return key, None
+    key, noise_key = jax.random.split(key)
+    return key, factorised_noise(noise_key, (obs_dim, *spec.hidden, spec.action_dim))
+
+
 def actor_step(spec: LearnerSpec, state: LearnerState, batch: Batch):
-    """One DPG step of the actor through critic 1, then Polyak updates of both targets."""
+    """One DPG step of the actor through critic 1 (a NoisyNet actor under one fresh noise sample), then Polyak
+    updates of both targets."""
     critic = first_critic(state.critic)
+    key, noise = actor_noise(spec, state.key, batch.obs.shape[-1])
 
     def loss_fn(actor):
-        outputs = spec.critic.apply(critic, batch.obs, spec.actor.apply(actor, batch.obs))
+        outputs = spec.critic.apply(critic, batch.obs, spec.actor.apply(actor, batch.obs, noise))
         return dpg_actor_loss(q_values(spec, outputs))
 
     loss, grads = jax.value_and_grad(loss_fn)(state.actor)
@@ -207,6 +223,7 @@ def actor_step(spec: LearnerSpec, state: LearnerState, batch: Batch):
         actor_opt=actor_opt,
         target_actor=polyak(state.target_actor, actor, spec.tau),
         target_critic=polyak(state.target_critic, state.critic, spec.tau),
+        key=key,
     )
     return state, loss
 

@@ -5,38 +5,38 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
-
-def uniform_init(bound: float):
-    """Initialiser drawing from U(-bound, bound)."""
-
-    def init(key, shape, dtype=jnp.float32):
-        return jax.random.uniform(key, shape, dtype, -bound, bound)
-
-    return init
-
-
-def dense(features: int, fan_in: int, bound: float = 0.0) -> nn.Dense:
-    """Dense layer with weights and biases from U(±1/sqrt(fan_in)), or U(±bound) when bound > 0."""
-    scale = bound if bound > 0 else fan_in**-0.5
-    return nn.Dense(features, kernel_init=uniform_init(scale), bias_init=uniform_init(scale))
+from dpgkit.nets.layers import NoisyDense, dense
 
 
 class Actor(nn.Module):
-    """Deterministic policy mu(s) in [-1, 1]^action_dim: MLP with ReLU, tanh output."""
+    """Deterministic policy mu(s) in [-1, 1]^action_dim: MLP with ReLU, tanh output.
+
+    layer_norm normalizes each hidden layer before its ReLU (Plappert et al. 2018, for parameter noise);
+    noisy makes every layer a NoisyDense, evaluated with the given factorised noise or, when None, its mean.
+    """
 
     hidden: Sequence[int]
     action_dim: int
     final_init: float = 0.0
+    layer_norm: bool = False
+    noisy: bool = False
+    noisy_sigma0: float = 0.5
 
     @nn.compact
-    def __call__(self, obs):
+    def __call__(self, obs, noise=None):
         x = obs
-        for size in self.hidden:
-            x = nn.relu(dense(size, x.shape[-1])(x))
-        return jnp.tanh(dense(self.action_dim, x.shape[-1], self.final_init)(x))
+        for i, size in enumerate(self.hidden):
+            x = self.layer(size, x.shape[-1], 0.0, x, noise, i)
+            x = nn.relu(nn.LayerNorm()(x) if self.layer_norm else x)
+        return jnp.tanh(self.layer(self.action_dim, x.shape[-1], self.final_init, x, noise, len(self.hidden)))
+
+    def layer(self, size: int, fan_in: int, bound: float, x, noise, index: int):
+        """Layer `index`: a dense layer, or a NoisyDense fed its share of the noise."""
+        if self.noisy:
+            return NoisyDense(size, self.noisy_sigma0)(x, None if noise is None else noise[index])
+        return dense(size, fan_in, bound)(x)
 
 
 class Critic(nn.Module):
