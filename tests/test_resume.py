@@ -14,6 +14,8 @@ BASE = {"learning_starts": 200, "hidden": (32, 32), "batch_size": 32, "eval_ever
 VARIANTS = {
     "td3-gaussian": (TD3, {"explore": "gaussian"}),
     "ddpg-ou": (DDPG, {"explore": "ou", "noise_sigma": 0.2}),
+    "td3-param": (TD3, {"explore": "param", "param_adapt_every": 50}),
+    "ddpg-noisy": (DDPG, {"explore": "noisy"}),
     "d4pg-nstep-per": (D4PG, {"explore": "gaussian", "atoms": 11, "v_min": -850.0, "v_max": 0.0}),
 }
 
@@ -58,7 +60,9 @@ def test_resume_is_bitwise_exact(tmp_path, variant):
         np.testing.assert_array_equal(resumed_replay[key], value, err_msg=key)
     assert not all(np.array_equal(u, v) for u, v in zip(state_leaves(first_half), state_leaves(straight)))
     if extra["explore"] == "ou":
-        np.testing.assert_array_equal(resumed.trainer.explorer.noises[0].x, straight.trainer.explorer.noises[0].x)
+        np.testing.assert_array_equal(
+            resumed.trainer.explorer.noises[0].x, straight.trainer.explorer.noises[0].x
+        )
     # a resumed run compiles its update once, like the straight one
     assert resumed.trainer.update_fn._cache_size() == 1
 

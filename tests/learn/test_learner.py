@@ -549,3 +549,30 @@ def test_update_block_returns_one_priority_per_example(state0):
         )
         assert priorities.shape == ((2 if first == 0 else 1), BATCH)
         assert np.all(np.isfinite(priorities)) and np.all(np.asarray(priorities) >= 0.0)
+
+
+# ---------------------------------------------------------------- NoisyNet actor
+
+
+NOISY_SPEC = LearnerSpec(action_dim=ACT_DIM, hidden=HIDDEN, tau=0.1, target_noise=0.0, noisy=True)
+
+
+def test_noisy_actor_step_uses_one_fresh_noise_sample_and_trains_sigma():
+    from dpgkit.nets.layers import factorised_noise
+
+    state = fresh(NOISY_SPEC)
+    batch = make_batch(3)
+    new, loss = jit_actor_step(NOISY_SPEC, state, batch)
+    _, noise_key = jax.random.split(state.key)
+    noise = factorised_noise(noise_key, (OBS_DIM, *HIDDEN, ACT_DIM))
+    mu = NOISY_SPEC.actor.apply(state.actor, batch.obs, noise)
+    q1 = np_critic(state.critic, 0, batch.obs, mu)
+    np.testing.assert_allclose(float(loss), -q1.mean(), rtol=1e-5)
+    assert not trees_equal(new.key, state.key)  # the next update draws new noise
+    for layer, values in new.actor["params"].items():
+        assert not np.array_equal(values["sigma_kernel"], state.actor["params"][layer]["sigma_kernel"]), layer
+    # the target and the deterministic policy use the mean weights: no noise argument, no randomness
+    np.testing.assert_array_equal(
+        NOISY_SPEC.actor.apply(new.target_actor, batch.obs),
+        NOISY_SPEC.actor.apply(new.target_actor, batch.obs),
+    )
