@@ -153,13 +153,16 @@ def test_non_finite_observation_message_names_the_failing_step(tmp_path):
     assert re.search(r"\bstep 5\b", str(excinfo.value)), str(excinfo.value)
 
 
-def test_non_finite_loss_stops_training(tmp_path):
-    # a finite reward of 1e38 makes (Q - y)^2 overflow float32 to inf in the first update, at env step 32
+@pytest.mark.parametrize("replay", ["uniform", "prioritized"])
+def test_non_finite_loss_stops_training(tmp_path, replay):
+    # a finite reward of 1e38 makes (Q - y)^2 overflow float32 to inf in the first update, at env step 32;
+    # with prioritized replay its TD errors are caught before they reach the sum tree
     agent = DDPG(
         faulty("huge_reward", fault_step=1),
         run_dir=str(tmp_path),
         learning_starts=32,
         checkpoint_every=40,
+        replay=replay,
         **TINY,
     )
     with pytest.raises(NonFiniteError, match="loss") as excinfo:
@@ -167,6 +170,8 @@ def test_non_finite_loss_stops_training(tmp_path):
     message = str(excinfo.value)
     assert "non-finite loss" in message
     assert re.search(r"\bstep 32\b", message), message  # the step of the learner call that overflowed
+    if replay == "prioritized":
+        assert "TD error" in message and np.isfinite(agent.trainer.replay.trees[0].total())
     assert agent.steps >= 32 and agent.trainer.updates >= 1
     # no checkpoint of the broken parameters was written (the first one was due at step 40)
     assert not list((tmp_path / "checkpoints").glob("step_*"))

@@ -201,10 +201,14 @@ class Trainer:
         self.explorer.adapt(self.acting_actor, states, self.rngs)
 
     def write_priorities(self) -> None:
-        """Give the transitions of the last learner call their new priorities (waits for that call)."""
+        """Give the transitions of the last learner call their new priorities (waits for that call); a non-finite
+        one stops training before it reaches the sum tree."""
         if self.pending_priorities is not None:
             indices, priorities = self.pending_priorities
-            self.replay.update_priorities(indices, np.asarray(priorities).reshape(indices.shape))
+            priorities = np.asarray(priorities).reshape(indices.shape)
+            if not np.isfinite(priorities).all():
+                raise NonFiniteError(self.stop_message("non-finite loss (TD error of a priority)", self.steps))
+            self.replay.update_priorities(indices, priorities)
             self.pending_priorities = None
 
     def check_losses(self, stats: dict) -> None:
