@@ -156,7 +156,6 @@ def test_non_finite_observation_message_names_the_failing_step(tmp_path):
 @pytest.mark.parametrize("replay", ["uniform", "prioritized"])
 def test_non_finite_loss_stops_training(tmp_path, replay):
     # a finite reward of 1e38 makes (Q - y)^2 overflow float32 to inf in the first update, at env step 32;
-    # with prioritized replay its TD errors are caught before they reach the sum tree
     agent = DDPG(
         faulty("huge_reward", fault_step=1),
         run_dir=str(tmp_path),
@@ -170,12 +169,26 @@ def test_non_finite_loss_stops_training(tmp_path, replay):
     message = str(excinfo.value)
     assert "non-finite loss" in message
     assert re.search(r"\bstep 32\b", message), message  # the step of the learner call that overflowed
-    if replay == "prioritized":
-        assert "TD error" in message and np.isfinite(agent.trainer.replay.trees[0].total())
     assert agent.steps >= 32 and agent.trainer.updates >= 1
     # no checkpoint of the broken parameters was written (the first one was due at step 40)
     assert not list((tmp_path / "checkpoints").glob("step_*"))
     assert "checkpoint" not in message
+    if (
+        replay == "prioritized"
+    ):  # |Q - y| = 1e38 is still finite: the priorities went in, the loss check stopped it
+        assert np.isfinite(agent.trainer.replay.trees[0].total())
+
+
+def test_non_finite_priority_stops_before_the_sum_tree(tmp_path):
+    agent = DDPG("Pendulum-v1", run_dir=str(tmp_path), learning_starts=32, replay="prioritized", **TINY)
+    agent.learn(40)
+    trainer = agent.trainer
+    before = trainer.replay.trees[0].state()
+    indices = np.array([[3, 5]])
+    trainer.pending_priorities = (indices, np.array([[[0.5, np.inf]]], np.float32))
+    with pytest.raises(NonFiniteError, match=r"TD error .*step 40\b"):
+        trainer.collect_step({"returns": [[]]})
+    np.testing.assert_array_equal(trainer.replay.trees[0].state()["sums"], before["sums"])
 
 
 def test_non_finite_error_names_the_last_good_checkpoint(tmp_path):
