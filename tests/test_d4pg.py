@@ -89,7 +89,9 @@ def test_priorities_are_written_back_after_each_learner_call(tmp_path):
 def test_actors_explore_with_a_spread_of_noise_scales(tmp_path):
     agent = TD3("Pendulum-v1", seed=0, run_dir=str(tmp_path), actors=4, noise_sigma=0.05, noise_sigma_max=0.4,
                 **QUIET)  # fmt: skip
-    np.testing.assert_allclose(agent.trainer.explorer.noises[0].sigma[:, 0], [0.05, 0.1, 0.2, 0.4], rtol=1e-12)
+    np.testing.assert_allclose(
+        agent.trainer.explorer.noises[0].sigma[:, 0], [0.05, 0.1, 0.2, 0.4], rtol=1e-12
+    )
 
 
 def test_each_seed_matches_its_single_seed_run(tmp_path):

@@ -207,7 +207,9 @@ class Trainer:
             indices, priorities = self.pending_priorities
             priorities = np.asarray(priorities).reshape(indices.shape)
             if not np.isfinite(priorities).all():
-                raise NonFiniteError(self.stop_message("non-finite loss (TD error of a priority)", self.steps))
+                raise NonFiniteError(
+                    self.stop_message("non-finite loss (TD error of a priority)", self.steps)
+                )
             self.replay.update_priorities(indices, priorities)
             self.pending_priorities = None
 

@@ -21,6 +21,7 @@ class Agent:
 
     name = "base"
     config_class: type[Config] = Config
+    trainer_class: type = Trainer
 
     def __init__(
         self,
@@ -42,7 +43,7 @@ class Agent:
         overrides.setdefault("env", env_name(env))
         if seed is not None:
             overrides["seed"] = seed
-        self.trainer = Trainer(self.name, config.replace(**overrides), env_factory(env))
+        self.trainer = self.trainer_class(self.name, config.replace(**overrides), env_factory(env))
 
     @property
     def config(self) -> Config:

@@ -24,11 +24,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from dpgkit import __version__
-from dpgkit.algos.base import Agent, env_name, register
+from dpgkit.algos.base import Agent, register
 from dpgkit.checkpoint import flatten_tree, latest_checkpoint, save_checkpoint, unflatten_tree
 from dpgkit.collect import LocalCollector
 from dpgkit.config import DPGConfig, validate
-from dpgkit.envs import check_action_space, check_observation_space, env_factory
+from dpgkit.envs import check_action_space, check_observation_space
 from dpgkit.evaluate import Evaluator
 from dpgkit.learn.copdac import (
     OnlineSpec,
@@ -57,6 +57,11 @@ def check_dpg_config(config: DPGConfig) -> None:
     for name in ("alpha_theta", "alpha_w", "alpha_v", "feature_width"):
         if not getattr(config, name) > 0:
             raise ValueError(f"config.{name} must be > 0, got {getattr(config, name)!r}")
+    if config.explore != "gaussian":
+        raise ValueError(
+            f"config.explore={config.explore!r} is not used by DPG: its exploration is config.behaviour "
+            "(gaussian, with config.noise_sigma, or uniform)"
+        )
     check_spec(online_spec(config, 1))
 
 
@@ -231,28 +236,7 @@ class DPG(Agent):
 
     name = "dpg"
     config_class = DPGConfig
-
-    def __init__(
-        self,
-        env: str | gym.Env | Callable[[], gym.Env],
-        config: DPGConfig | None = None,
-        seed: int | None = None,
-        **overrides,
-    ):
-        """Build the agent.
-
-        Args:
-            env: a Gymnasium env id, an env instance (deep-copied for each copy) or a function making one.
-            config: the settings; None takes DPGConfig's defaults.
-            seed: seed of the first agent (overrides config.seed).
-            **overrides: config fields to change, e.g. features="rff", total_steps=20_000.
-        """
-        if config is None:
-            config = self.default_config(env if isinstance(env, str) else None)
-        overrides.setdefault("env", env_name(env))
-        if seed is not None:
-            overrides["seed"] = seed
-        self.trainer = OnlineTrainer(self.name, config.replace(**overrides), env_factory(env))
+    trainer_class = OnlineTrainer
 
     def linear_gain(self, agent: int = 0) -> np.ndarray:
         """K of the linear actor in env units, u = -K s (features linear, symmetric bounds, unbounded obs)."""
