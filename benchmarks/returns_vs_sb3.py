@@ -1,7 +1,8 @@
 """Evaluation returns of dpgkit TD3 and Stable-Baselines3 TD3 on HalfCheetah-v5 to 100k steps, and the TD3 paper.
 
-Same settings for both (256-256, batch 256, Gaussian exploration 0.1, learning from step 10,000 as in the TD3
-paper for HalfCheetah); every 5,000 steps, 10 deterministic episodes on the same fixed evaluation seeds.
+Same settings for both (256-256, batch 256, Adam with --lr for actor and critics, default 3e-4 as in the TD3
+authors' current code, which SB3 must be told: its own default is 1e-3; Gaussian exploration 0.1, learning
+from step 10,000 as in the TD3 paper for HalfCheetah); every 5,000 steps, 10 deterministic episodes on the same fixed evaluation seeds.
 dpgkit trains its seeds together (vmapped learner; each seed equals its single run) and checkpoints every
 10,000 steps; SB3 trains one seed after another. Rerunning the same command resumes: finished runs are kept,
 dpgkit continues from its last checkpoint. Writes a plot against the TD3 paper's curves and a JSON summary.
@@ -85,7 +86,7 @@ def sb3_evaluate(model, env_id: str) -> float:
     return total / EPISODES
 
 
-def run_sb3(out: Path, env_id: str, seeds: int, steps: int, k: int, first_seed: int) -> Path:
+def run_sb3(out: Path, env_id: str, seeds: int, steps: int, k: int, first_seed: int, lr: float) -> Path:
     """Train SB3 TD3 one seed after another, logging evaluations in dpgkit's metrics format."""
     from speed_vs_sb3 import sb3_td3
     from stable_baselines3.common.callbacks import BaseCallback
@@ -111,7 +112,7 @@ def run_sb3(out: Path, env_id: str, seeds: int, steps: int, k: int, first_seed: 
                     self.run_logger.log(self.num_timesteps, {"eval/return": sb3_evaluate(self.model, env_id)})
                 return True
 
-        model = sb3_td3(env_id, LEARNING_STARTS, k, seed)
+        model = sb3_td3(env_id, LEARNING_STARTS, k, seed, learning_rate=lr)
         start = time.perf_counter()
         model.learn(steps, callback=Evaluate(logger))
         logger.log(steps, {"charts/wall_seconds": time.perf_counter() - start})
@@ -136,15 +137,25 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=1, help="env steps per learner call and updates per call")
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--sb3-k", type=int, default=1, help="SB3's K (default 1: the published schedule)")
+    parser.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate of both libraries")
     parser.add_argument(
         "--only", choices=["dpgkit", "sb3"], help="train one library only, then summarise both"
     )
     args = parser.parse_args()
     out = Path(args.out)
     if args.only != "sb3":
-        run_dpgkit(out, args.env, args.seeds, args.steps, args.k, args.first_seed)
+        run_dpgkit(
+            out,
+            args.env,
+            args.seeds,
+            args.steps,
+            args.k,
+            args.first_seed,
+            actor_lr=args.lr,
+            critic_lr=args.lr,
+        )
     if args.only != "dpgkit":
-        run_sb3(out, args.env, args.sb3_seeds or args.seeds, args.steps, args.sb3_k, args.first_seed)
+        run_sb3(out, args.env, args.sb3_seeds or args.seeds, args.steps, args.sb3_k, args.first_seed, args.lr)
     runs = {
         name: out / f"{name}-k{k}"
         for name, k in (("dpgkit", args.k), ("sb3", args.sb3_k))

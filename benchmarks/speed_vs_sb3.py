@@ -53,8 +53,16 @@ def dpgkit_sps(env_id: str, learning_starts: int, measure: int, k: int, seeds: i
     return seeds * measure / elapsed
 
 
-def sb3_td3(env_id: str, learning_starts: int, k: int, seed: int, buffer_size: int = 1_000_000):
-    """Stable-Baselines3 TD3 with dpgkit's settings: 256-256, batch 256, Gaussian exploration 0.1."""
+def sb3_td3(
+    env_id: str,
+    learning_starts: int,
+    k: int,
+    seed: int,
+    buffer_size: int = 1_000_000,
+    learning_rate: float = 3e-4,
+):
+    """Stable-Baselines3 TD3 with dpgkit's settings: 256-256, batch 256, Adam 3e-4 (SB3's own default is 1e-3),
+    Gaussian exploration 0.1."""
     import gymnasium as gym
     from stable_baselines3 import TD3
     from stable_baselines3.common.noise import NormalActionNoise
@@ -66,6 +74,7 @@ def sb3_td3(env_id: str, learning_starts: int, k: int, seed: int, buffer_size: i
         env,
         learning_starts=learning_starts,
         batch_size=256,
+        learning_rate=learning_rate,
         train_freq=k,
         gradient_steps=k,
         buffer_size=buffer_size,
