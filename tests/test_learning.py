@@ -28,6 +28,11 @@ CASES = [
     (D4PG, "Pendulum-v1", 20_000, -200.0, 4),
     (D4PG, "InvertedPendulum-v5", 30_000, 1000.0, 5),
 ]
+EXPLORE_CASES = [
+    # TD3 on Pendulum-v1 with each way to explore: parameter noise and NoisyNet 10 of 10 by 9,000 steps: 5 of 5.
+    ("param", 5),
+    ("noisy", 5),
+]
 
 
 @pytest.mark.slow
@@ -35,6 +40,17 @@ CASES = [
     ("algo", "env", "steps", "threshold", "k"), CASES, ids=lambda c: getattr(c, "name", c)
 )
 def test_reaches_threshold(tmp_path, algo, env, steps, threshold, k):
+    assert_k_of_5_reach(tmp_path, algo, env, steps, threshold, k)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("explore", "k"), EXPLORE_CASES)
+def test_td3_explores_pendulum(tmp_path, explore, k):
+    assert_k_of_5_reach(tmp_path, TD3, "Pendulum-v1", 20_000, -200.0, k, explore=explore)
+
+
+def assert_k_of_5_reach(tmp_path, algo, env, steps, threshold, k, **overrides):
+    """Seeds 100-104 train alone from the env's preset (and overrides); at least k reach the threshold."""
     reached = {}
     for seed in range(100, 105):
         agent = algo(
@@ -45,6 +61,7 @@ def test_reaches_threshold(tmp_path, algo, env, steps, threshold, k):
             eval_episodes=10,
             run_dir=str(tmp_path / str(seed)),
             progress=False,
+            **overrides,
         )
         reached.update(learn_until(agent, tmp_path / str(seed), steps, threshold, chunk=1_000, needed=1))
         agent.trainer.close()
