@@ -29,7 +29,9 @@ CASES = [
     (D4PG, "InvertedPendulum-v5", 30_000, 1000.0, 5),
 ]
 EXPLORE_CASES = [
-    # TD3 on Pendulum-v1 with each way to explore: parameter noise and NoisyNet 10 of 10 by 9,000 steps: 5 of 5.
+    # TD3 on Pendulum-v1 with each way to explore (Gaussian is the TD3 case above): OU 10 of 10 by 9,000-10,000
+    # steps, parameter noise and NoisyNet 10 of 10 by 9,000 steps: 5 of 5 each.
+    ("ou", 5),
     ("param", 5),
     ("noisy", 5),
 ]
