@@ -116,7 +116,9 @@ class Trainer:
         self.replay = make_replay(config, example)
         self.writers = [NStepWriter(config.n_step, config.gamma, config.actors) for _ in self.agent_seeds]
         self.rngs = [host_rng(s) for s in self.agent_seeds]
-        self.explorer = make_explorer(config, self.spec.actor, config.seeds, self.action_dim, self.obs_dim)
+        self.explorer = make_explorer(
+            config, self.spec.actor, self.act_fn, config.seeds, self.action_dim, self.obs_dim
+        )
         self.pending_priorities: tuple | None = None
         self.host = jax.devices("cpu")[0]
         self.acting_actor = jax.device_put(self.state.actor, self.host)

@@ -51,7 +51,7 @@ def test_sigma_shrinks_above_delta_and_grows_below():
 
 def explorer(seeds=2, actors=3, **overrides):
     config = TD3Config(explore="param", actors=actors, seeds=seeds, **overrides)
-    return ParamNoiseExplorer(config, ACTOR, seeds, 2)
+    return ParamNoiseExplorer(config, ACTOR, jax.jit(jax.vmap(ACTOR.apply)), seeds, 2)
 
 
 def test_adapt_with_a_fixed_actor_moves_sigma_towards_delta():

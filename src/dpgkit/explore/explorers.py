@@ -2,7 +2,9 @@
 
 Every step the trainer tells the explorer which env copies restarted an episode (begin_episodes), then asks for
 the behaviour actions of all copies (after the random warm-up); every `adapt_every` steps it may adapt.
-Arrays are shaped (seeds, actors, ...), actions are in the actor's units [-1, 1].
+Arrays are shaped (seeds, actors, ...), actions are in the actor's units [-1, 1]. `policy` is the trainer's
+jitted actor vmapped over seeds, (params (seeds, ...), obs (seeds, n, obs_dim)) -> actions, shared so that it
+compiles once.
 """
 
 from __future__ import annotations
@@ -59,13 +61,13 @@ class Explorer:
 class ActionNoiseExplorer(Explorer):
     """a = clip(mu(s) + noise): Gaussian or OU, one process per copy, reset when the copy's episode starts."""
 
-    def __init__(self, config: Config, actor: Actor, seeds: int, action_dim: int):
+    def __init__(self, config: Config, policy, seeds: int, action_dim: int):
         sigmas = actor_sigmas(config.noise_sigma, config.noise_sigma_max, config.actors)
         self.noises = [
             make_noise(config.explore, config.actors, action_dim, sigmas, config.ou_theta, config.ou_dt)
             for _ in range(seeds)
         ]
-        self.apply = jax.jit(jax.vmap(actor.apply))
+        self.policy = policy
 
     def begin_episodes(self, reset: np.ndarray) -> None:
         """Restart the noise process of the copies that restarted."""
@@ -75,7 +77,7 @@ class ActionNoiseExplorer(Explorer):
     def actions(self, actor_params, obs, rngs):
         """mu(s) plus each copy's next noise, clipped to [-1, 1]."""
         noise = np.stack([n.sample(rng) for n, rng in zip(self.noises, rngs, strict=True)])
-        return np.clip(np.asarray(self.apply(actor_params, obs)) + noise, -1.0, 1.0)
+        return np.clip(np.asarray(self.policy(actor_params, obs)) + noise, -1.0, 1.0)
 
     def state(self):
         """Every seed's noise process state."""
@@ -91,7 +93,7 @@ class ParamNoiseExplorer(Explorer):
     """Each copy acts with its own perturbed actor mu~ = mu_{theta + sigma eps}, redrawn when its episode starts
     (or every resample_every steps); each seed's sigma adapts so that the action distance stays near delta."""
 
-    def __init__(self, config: Config, actor: Actor, seeds: int, action_dim: int):
+    def __init__(self, config: Config, actor: Actor, policy, seeds: int, action_dim: int):
         self.sigma = np.full(seeds, config.param_noise_sigma)
         self.distance = np.full(seeds, np.nan)
         self.delta, self.alpha = config.param_noise_delta, config.param_noise_alpha
@@ -100,7 +102,7 @@ class ParamNoiseExplorer(Explorer):
         self.perturbed = None
         self.steps = 0
         self.apply_copies = jax.jit(jax.vmap(jax.vmap(actor.apply)))
-        self.apply_batch = jax.jit(jax.vmap(actor.apply))
+        self.policy = policy
 
     def begin_episodes(self, reset):
         """Mark the restarted copies for a new perturbation."""
@@ -127,9 +129,7 @@ class ParamNoiseExplorer(Explorer):
             lambda *xs: np.stack(xs),
             *[perturb(seed_params(actor_params, s), self.sigma[s], rng) for s, rng in enumerate(rngs)],
         )
-        self.distance = action_distance(
-            self.apply_batch(actor_params, states), self.apply_batch(fresh, states)
-        )
+        self.distance = action_distance(self.policy(actor_params, states), self.policy(fresh, states))
         self.sigma = adapted_sigma(self.sigma, self.distance, self.delta, self.alpha)
 
     def log_values(self, actor_params):
@@ -197,10 +197,12 @@ class NoisyNetExplorer(Explorer):
         self.stale[:] = True
 
 
-def make_explorer(config: Config, actor: Actor, seeds: int, action_dim: int, obs_dim: int) -> Explorer:
+def make_explorer(
+    config: Config, actor: Actor, policy, seeds: int, action_dim: int, obs_dim: int
+) -> Explorer:
     """The configured behaviour policy."""
     if config.explore == "param":
-        return ParamNoiseExplorer(config, actor, seeds, action_dim)
+        return ParamNoiseExplorer(config, actor, policy, seeds, action_dim)
     if config.explore == "noisy":
         return NoisyNetExplorer(config, actor, seeds, action_dim, obs_dim)
-    return ActionNoiseExplorer(config, actor, seeds, action_dim)
+    return ActionNoiseExplorer(config, policy, seeds, action_dim)
