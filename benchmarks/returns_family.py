@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from returns_vs_sb3 import LEARNING_STARTS, REFERENCE, final_returns, run_dpgkit
+from returns_vs_sb3 import LEARNING_STARTS, final_returns, reference_path, run_dpgkit
 
 from dpgkit.logger import read_metrics
 from dpgkit.plot import plot_runs
@@ -65,7 +65,7 @@ def main() -> None:
     png = plot_runs(
         [str(r) for r in runs.values()],
         str(out / "curves.png"),
-        reference=str(REFERENCE),
+        reference=reference_path(),
         reference_env=args.env.split("-")[0],
         max_step=args.steps,
     )

@@ -34,6 +34,14 @@ REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "td3_
 EVAL_EVERY, EPISODES, LEARNING_STARTS = 5_000, 10, 10_000
 
 
+def reference_path() -> str | None:
+    """The TD3 paper's curves beside the checkout, or None (plot without them) where ../shared is absent."""
+    if REFERENCE.exists():
+        return str(REFERENCE)
+    print(f"note: {REFERENCE} not found; plotting without the TD3 paper's curves")
+    return None
+
+
 def run_dpgkit(
     out: Path,
     env: str,
@@ -86,7 +94,9 @@ def sb3_evaluate(model, env_id: str) -> float:
     return total / EPISODES
 
 
-def run_sb3(out: Path, env_id: str, seeds: int, steps: int, k: int, first_seed: int, lr: float) -> Path:
+def run_sb3(
+    out: Path, env_id: str, seeds: int, steps: int, k: int, first_seed: int, lr: float, device: str = "cpu"
+) -> Path:
     """Train SB3 TD3 one seed after another, logging evaluations in dpgkit's metrics format."""
     from speed_vs_sb3 import sb3_td3
     from stable_baselines3.common.callbacks import BaseCallback
@@ -112,7 +122,7 @@ def run_sb3(out: Path, env_id: str, seeds: int, steps: int, k: int, first_seed: 
                     self.run_logger.log(self.num_timesteps, {"eval/return": sb3_evaluate(self.model, env_id)})
                 return True
 
-        model = sb3_td3(env_id, LEARNING_STARTS, k, seed, learning_rate=lr)
+        model = sb3_td3(env_id, LEARNING_STARTS, k, seed, learning_rate=lr, device=device)
         start = time.perf_counter()
         model.learn(steps, callback=Evaluate(logger))
         logger.log(steps, {"charts/wall_seconds": time.perf_counter() - start})
@@ -138,6 +148,7 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--sb3-k", type=int, default=1, help="SB3's K (default 1: the published schedule)")
     parser.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate of both libraries")
+    parser.add_argument("--sb3-device", default="cpu", help="torch device of SB3 (cpu, cuda)")
     parser.add_argument(
         "--only", choices=["dpgkit", "sb3"], help="train one library only, then summarise both"
     )
@@ -155,7 +166,16 @@ def main() -> None:
             critic_lr=args.lr,
         )
     if args.only != "dpgkit":
-        run_sb3(out, args.env, args.sb3_seeds or args.seeds, args.steps, args.sb3_k, args.first_seed, args.lr)
+        run_sb3(
+            out,
+            args.env,
+            args.sb3_seeds or args.seeds,
+            args.steps,
+            args.sb3_k,
+            args.first_seed,
+            args.lr,
+            args.sb3_device,
+        )
     runs = {
         name: out / f"{name}-k{k}"
         for name, k in (("dpgkit", args.k), ("sb3", args.sb3_k))
@@ -171,7 +191,7 @@ def main() -> None:
     png = plot_runs(
         [str(r) for r in runs.values()],
         str(out / "curves.png"),
-        reference=str(REFERENCE),
+        reference=reference_path(),
         reference_env=args.env.split("-")[0],
         max_step=args.steps,
     )

@@ -60,9 +60,10 @@ def sb3_td3(
     seed: int,
     buffer_size: int = 1_000_000,
     learning_rate: float = 3e-4,
+    device: str = "cpu",
 ):
     """Stable-Baselines3 TD3 with dpgkit's settings: 256-256, batch 256, Adam 3e-4 (SB3's own default is 1e-3),
-    Gaussian exploration 0.1."""
+    Gaussian exploration 0.1; torch on `device`."""
     import gymnasium as gym
     from stable_baselines3 import TD3
     from stable_baselines3.common.noise import NormalActionNoise
@@ -81,7 +82,7 @@ def sb3_td3(
         action_noise=NormalActionNoise(np.zeros(n), 0.1 * np.ones(n)),
         policy_kwargs={"net_arch": [256, 256]},
         seed=seed,
-        device="cpu",
+        device=device,
         verbose=0,
     )
 
