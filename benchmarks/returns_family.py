@@ -6,6 +6,9 @@ the command resumes. D4PG runs with its HalfCheetah-v5 preset's support and defa
 prioritized replay). Writes a plot, a JSON summary with the command, and the mean env steps per second.
 
     python benchmarks/returns_family.py --out benchmarks/out/family --seeds 3 --steps 100000
+
+Each variant is one benchmark of about 20-40 minutes on 2 quiet cores (`--only td3`, `--only td3-per`,
+`--only d4pg`); the plain command runs the three one after another, then summarises.
 """
 
 from __future__ import annotations
