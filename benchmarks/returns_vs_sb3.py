@@ -8,10 +8,11 @@ dpgkit trains its seeds together (vmapped learner; each seed equals its single r
 dpgkit continues from its last checkpoint. Writes a plot against the TD3 paper's curves and a JSON summary.
 
     python benchmarks/returns_vs_sb3.py --out benchmarks/out/cheetah --seeds 5 --steps 100000 --k 1
-    python benchmarks/returns_vs_sb3.py --out benchmarks/out/cheetah --seeds 5 --steps 100000 --k 4 --only dpgkit
+    python benchmarks/returns_vs_sb3.py --out benchmarks/out/cheetah --seeds 5 --steps 100000 --k 4 --sb3-k 4
 
-The second compares dpgkit at K=4 with SB3 at its published K=1 (`--sb3-k`); `--only` trains one library and
-summarises whatever both have; `--first-seed` with `--seeds` trains a later block of seeds into the same run dirs.
+The second runs both at K=4, as the speed benchmark compares them; without `--sb3-k` SB3 runs its published K=1.
+`--only` trains one library and summarises whatever both have; `--first-seed` with `--seeds` trains a later block
+of seeds into the same run dirs.
 """
 
 from __future__ import annotations
