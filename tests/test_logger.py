@@ -94,3 +94,12 @@ def test_tensorboard_event_files_per_seed(tmp_path):
 def test_no_tensorboard_dir_when_disabled(tmp_path):
     RunLogger(tmp_path, seeds=[0], tensorboard=False).close()
     assert not (tmp_path / "tb").exists()
+
+
+def test_read_metrics_takes_the_csv_file_itself(tmp_path):
+    with RunLogger(tmp_path, seeds=[0], tensorboard=False) as logger:
+        logger.log(5000, {"eval/return": 12.5})
+    copy = tmp_path / "rows.csv"
+    copy.write_text((tmp_path / "metrics.csv").read_text())
+    steps, values = read_metrics(copy)["eval/return"][0]
+    assert steps.tolist() == [5000] and values.tolist() == [12.5]

@@ -78,9 +78,10 @@ class RunLogger:
         self.close()
 
 
-def read_metrics(run_dir: str | os.PathLike) -> dict[str, dict[int, tuple[np.ndarray, np.ndarray]]]:
-    """Parse run_dir/metrics.csv into {key: {seed: (steps, values)}} sorted by step, last duplicate wins."""
-    path = pathlib.Path(run_dir) / METRICS_FILE
+def read_metrics(run: str | os.PathLike) -> dict[str, dict[int, tuple[np.ndarray, np.ndarray]]]:
+    """Parse run/metrics.csv, or a CSV in its format, into {key: {seed: (steps, values)}}; last duplicate wins."""
+    path = pathlib.Path(run)
+    path = path if path.is_file() else path / METRICS_FILE
     lines = _complete_lines(path.read_text())
     reader = csv.reader(lines)
     header = next(reader, None)
