@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import pathlib
 import time
+import uuid
 from collections.abc import Callable
 
 import gymnasium as gym
@@ -131,6 +132,7 @@ class Trainer:
         self.evaluator: Evaluator | None = None
         self.last_eval = np.full(config.seeds, np.nan)
         self.last_checkpoint: pathlib.Path | None = None
+        self.run_id = uuid.uuid4().hex
 
     def policy(self, obs: np.ndarray) -> np.ndarray:
         """Deterministic actions in actor units for obs shaped (seeds, copies, obs_dim)."""
@@ -297,6 +299,7 @@ class Trainer:
         }
         meta = {
             "algo": self.algo,
+            "run_id": self.run_id,
             "version": __version__,
             "config": dataclasses.asdict(self.config),
             "steps": self.steps,
@@ -319,6 +322,7 @@ class Trainer:
         self.acting_actor = jax.device_put(self.state.actor, self.host)
         self.steps, self.updates = meta["steps"], meta["updates"]
         self.last_eval = np.asarray(meta["last_eval"], np.float64)
+        self.run_id = meta.get("run_id", self.run_id)
 
     def close(self) -> None:
         """Close every environment."""

@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import pathlib
 import time
+import uuid
 from collections.abc import Callable
 
 import gymnasium as gym
@@ -119,6 +120,7 @@ class OnlineTrainer:
         self.evaluator: Evaluator | None = None
         self.last_eval = np.full(config.seeds, np.nan)
         self.last_checkpoint: pathlib.Path | None = None
+        self.run_id = uuid.uuid4().hex
 
     def policy(self, obs: np.ndarray) -> np.ndarray:
         """Deterministic actions in actor units for obs shaped (seeds, copies, obs_dim)."""
@@ -206,6 +208,7 @@ class OnlineTrainer:
         arrays = {"learner": flatten_tree(self.state), "explore": {"keys": np.asarray(self.keys)}}
         meta = {
             "algo": self.algo,
+            "run_id": self.run_id,
             "version": __version__,
             "config": dataclasses.asdict(self.config),
             "steps": self.steps,
@@ -222,6 +225,7 @@ class OnlineTrainer:
         self.collector.load_state(meta["collector"])
         self.steps = meta["steps"]
         self.last_eval = np.asarray(meta["last_eval"], np.float64)
+        self.run_id = meta.get("run_id", self.run_id)
 
     def close(self) -> None:
         """Close every environment."""
