@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import ClassVar
 
 import gymnasium as gym
@@ -74,8 +76,10 @@ class ProbeIdentityAction(_ProbeBase):
 class ProbeFaulty(_ProbeBase):
     """Pendulum-like dummy that misbehaves on a chosen (1-based) global step.
 
-    fault: "nan_obs" (NaN observation), "nan_reward" (NaN reward) or "huge_reward" (reward 1e38 from
-    fault_step on, which makes the squared TD error overflow to inf). Episodes last `episode_length` steps.
+    fault: "nan_obs" (NaN observation), "nan_reward" (NaN reward), "huge_reward" (reward 1e38 from
+    fault_step on, which makes the squared TD error overflow to inf), "raise" (the step raises
+    RuntimeError), or "SIGINT" / "SIGTERM" (the step sends that signal to this process). Episodes last
+    `episode_length` steps.
     """
 
     obs_dim = 3
@@ -98,6 +102,10 @@ class ProbeFaulty(_ProbeBase):
             reward = float("nan")
         if self.global_steps >= self.fault_step and self.fault == "huge_reward":
             reward = 1e38
+        if self.global_steps == self.fault_step and self.fault == "raise":
+            raise RuntimeError("simulated physics failure")
+        if self.global_steps == self.fault_step and self.fault in ("SIGINT", "SIGTERM"):
+            os.kill(os.getpid(), getattr(signal, self.fault))
         return obs, reward, False, self.t >= self.episode_length, {}
 
 

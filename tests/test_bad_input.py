@@ -183,7 +183,7 @@ def test_non_finite_priority_stops_before_the_sum_tree(tmp_path):
     agent = DDPG("Pendulum-v1", run_dir=str(tmp_path), learning_starts=32, replay="prioritized", **TINY)
     agent.learn(40)
     trainer = agent.trainer
-    before = trainer.replay.trees[0].state()
+    before = {name: value.copy() for name, value in trainer.replay.trees[0].state().items()}
     indices = np.array([[3, 5]])
     trainer.pending_priorities = (indices, np.array([[[0.5, np.inf]]], np.float32))
     with pytest.raises(NonFiniteError, match=r"TD error .*step 40\b"):
@@ -235,7 +235,7 @@ def test_fresh_run_refuses_a_run_dir_holding_a_checkpoint(tmp_path):
     first.learn(20)
     saved = first.save()
     second = fresh()
-    with pytest.raises(ValueError, match="already holds another run's checkpoint"):
+    with pytest.raises(ValueError, match="holds the checkpoints of another run"):
         second.learn(20)
     assert latest_checkpoint(tmp_path) == saved and second.steps == 0
     TD3.load(tmp_path).learn(20)  # resuming the run itself is fine

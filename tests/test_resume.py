@@ -8,7 +8,7 @@ import pytest
 
 import dpgkit.checkpoint
 from dpgkit import D4PG, DDPG, TD3
-from dpgkit.checkpoint import CheckpointCorruptError
+from dpgkit.checkpoint import CheckpointCorruptError, CheckpointSpaceError
 
 BASE = {"learning_starts": 200, "hidden": (32, 32), "batch_size": 32, "eval_every": 0, "progress": False}
 VARIANTS = {
@@ -113,13 +113,15 @@ def test_failed_save_leaves_the_previous_checkpoint_loadable(tmp_path, monkeypat
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(dpgkit.checkpoint, "_write_npz", failing_writer)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(CheckpointSpaceError, match="not enough disk space") as excinfo:
         agent.save()
     monkeypatch.undo()
+    assert excinfo.value.errno == 28 and isinstance(excinfo.value.__cause__, OSError)
+    assert str(tmp_path / "checkpoints") in str(excinfo.value) and "bytes" in str(excinfo.value)
 
     assert agent.trainer.last_checkpoint == good
     checkpoints = tmp_path / "checkpoints"
-    assert sorted(p.name for p in checkpoints.iterdir()) == ["LATEST", good.name]  # no temp dir left
+    assert sorted(p.name for p in checkpoints.iterdir()) == [".lock", "LATEST", good.name]  # no temp dir left
     assert (checkpoints / "LATEST").read_text().strip() == good.name
     loaded = TD3.load(tmp_path)
     assert loaded.steps == 250

@@ -1,7 +1,22 @@
-"""Atomic, hash-verified checkpoints of numpy array groups plus JSON metadata."""
+"""Atomic, hash-verified checkpoints of numpy array groups plus JSON metadata, owned by one run.
+
+A run directory holds `run.json` (the id of the run that owns it) and `checkpoints/`:
+
+    checkpoints/LATEST                 names the newest complete checkpoint
+    checkpoints/step_000001000/        manifest.json (sha256 and size of each file), meta.json, <group>.npz
+    checkpoints/step_000001000-1/      a later save at the same step (names are never reused)
+
+A save writes a hidden temporary folder, syncs it, renames it to a fresh name, then points LATEST at it;
+only then are this run's superseded checkpoints pruned. So at every instant LATEST names a complete
+checkpoint, and a kill at any point leaves a run that loads. Leftovers of interrupted saves are removed by
+the next save or load of the run.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -10,21 +25,28 @@ import re
 import secrets
 import shutil
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any, BinaryIO
 
 import jax
 import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+SUPPORTED_FORMATS = (1, 2)
+"""Format 1 (dpgkit 0.1.0 up to bfff4b2): no run id. Format 2: run ids, older checkpoints may omit groups."""
 CHECKPOINTS_DIR = "checkpoints"
 LATEST_FILE = "LATEST"
 MANIFEST_FILE = "manifest.json"
 META_FILE = "meta.json"
+RUN_FILE = "run.json"
+LOCK_FILE = ".lock"
 
-_STEP_DIR_RE = re.compile(r"step_(\d+)")
+_STEP_DIR_RE = re.compile(r"step_(\d+)(?:-(\d+))?")
+_LEFTOVER_RE = re.compile(r"\.(tmp|old|LATEST|manifest)-.*")
 _GROUP_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _HASH_CHUNK = 1 << 20
+_ZIP_OVERHEAD = 4096
+"""Bytes of zip and npy headers allowed per array when estimating a checkpoint's size."""
 
 
 class CheckpointCorruptError(ValueError):
@@ -34,6 +56,23 @@ class CheckpointCorruptError(ValueError):
         """Build the message from the offending file path and the reason."""
         self.path = pathlib.Path(path)
         super().__init__(f"checkpoint file {self.path} is corrupt: {reason}")
+
+
+class CheckpointSpaceError(OSError):
+    """The disk holding a checkpoint has too little free space for it."""
+
+    def __init__(self, path: pathlib.Path, needed: int, free: int | None):
+        """Build the message from the checkpoint folder, the bytes it needs and the bytes free."""
+        have = "" if free is None else f", {free:,} free"
+        super().__init__(
+            errno.ENOSPC,
+            f"not enough disk space to save a checkpoint in {path}: it needs {needed:,} bytes{have}; the "
+            "previous checkpoint is intact. Free some space (or save elsewhere) and save again",
+        )
+
+
+class RunDirInUseError(ValueError):
+    """A run directory holds the checkpoints of another run."""
 
 
 def _fsync_dir(path: pathlib.Path) -> None:
@@ -53,10 +92,25 @@ def _write_durable(path: pathlib.Path, write: Callable[[BinaryIO], Any]) -> None
         os.fsync(f.fileno())
 
 
+def _rename(src: pathlib.Path, dst: pathlib.Path) -> None:
+    """Atomically rename src to dst (dst must not exist as a non-empty directory)."""
+    os.replace(src, dst)
+
+
+def _remove_tree(path: pathlib.Path) -> None:
+    """Delete a folder and what it holds."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _remove_file(path: pathlib.Path) -> None:
+    """Delete a file if it exists."""
+    path.unlink(missing_ok=True)
+
+
 def _write_npz(f: BinaryIO, group: Mapping[str, Any]) -> None:
-    """Write arrays as an uncompressed npz (np.savez layout) that loads without pickle."""
+    """Write arrays as an uncompressed npz (np.savez layout) that loads without pickle, streaming each array."""
     # Same layout as np.savez, written directly so that array names such as "file" or
-    # "allow_pickle" cannot collide with np.savez's own parameters.
+    # "allow_pickle" cannot collide with np.savez's own parameters; write_array streams 16 MiB chunks.
     with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         for key, value in group.items():
             with zf.open(f"{key}.npy", mode="w", force_zip64=True) as member:
@@ -77,28 +131,173 @@ def _json_bytes(obj: Any) -> bytes:
     return json.dumps(obj, indent=2, ensure_ascii=False).encode("utf-8")
 
 
-def _move_aside(path: pathlib.Path) -> pathlib.Path:
-    """Rename a directory to a hidden sibling so it can be deleted without looking valid."""
-    aside = path.with_name(f".old-{path.name}-{secrets.token_hex(4)}")
-    os.rename(path, aside)
-    return aside
+def _hidden(root: pathlib.Path, kind: str, name: str) -> pathlib.Path:
+    """A fresh hidden path `root/.kind-name-<random>` (a leftover if a kill leaves it)."""
+    return root / f".{kind}-{name}-{secrets.token_hex(4)}"
 
 
-def _step_of(path: pathlib.Path) -> int:
-    """Step number encoded in a `step_*` directory name."""
-    return int(_STEP_DIR_RE.fullmatch(path.name).group(1))
-
-
-def _write_latest(root: pathlib.Path, name: str) -> None:
-    """Atomically point `root/LATEST` at step directory `name`."""
-    tmp = root / f".{LATEST_FILE}-{secrets.token_hex(4)}"
+def _replace_file(path: pathlib.Path, data: bytes, kind: str) -> None:
+    """Atomically replace `path` with `data` (written and synced under a hidden name first)."""
+    tmp = _hidden(path.parent, kind, path.name)
     try:
-        _write_durable(tmp, lambda f: f.write(f"{name}\n".encode()))
-        os.replace(tmp, root / LATEST_FILE)
+        _write_durable(tmp, lambda f: f.write(data))
+        _rename(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _remove_file(tmp)
         raise
-    _fsync_dir(root)
+    _fsync_dir(path.parent)
+
+
+def step_sort_key(path: pathlib.Path) -> tuple[int, int]:
+    """(step, revision) of a `step_<n>[-<r>]` folder: the order in which a run saved them."""
+    match = _STEP_DIR_RE.fullmatch(path.name)
+    return int(match.group(1)), int(match.group(2) or 0)
+
+
+def _step_dirs(root: pathlib.Path) -> list[pathlib.Path]:
+    """The `step_*` folders under `root`, oldest first."""
+    if not root.is_dir():
+        return []
+    return sorted((p for p in root.iterdir() if p.is_dir() and _STEP_DIR_RE.fullmatch(p.name)), key=step_sort_key)
+
+
+def _fresh_step_name(root: pathlib.Path, step: int) -> str:
+    """`step_<step>` if unused, else `step_<step>-<r>` with r one past the highest revision of that step."""
+    base = f"step_{int(step):09d}"
+    revisions = [step_sort_key(p)[1] for p in _step_dirs(root) if step_sort_key(p)[0] == step]
+    return base if not revisions else f"{base}-{max(revisions) + 1}"
+
+
+@contextlib.contextmanager
+def _run_lock(root: pathlib.Path, blocking: bool) -> Iterator[bool]:
+    """Hold the run's lock file (flock, released by the kernel if the process dies); yields whether it is held."""
+    fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def _remove_leftovers(root: pathlib.Path) -> list[pathlib.Path]:
+    """Delete the hidden temporary folders and files that interrupted saves left behind; returns them."""
+    leftovers = [p for p in root.iterdir() if _LEFTOVER_RE.fullmatch(p.name)]
+    for path in leftovers:
+        _remove_tree(path) if path.is_dir() else _remove_file(path)
+    for step_dir in _step_dirs(root):
+        try:
+            dropped = json.loads((step_dir / MANIFEST_FILE).read_bytes()).get("dropped", [])
+        except (OSError, ValueError, AttributeError):
+            continue
+        for path in (step_dir / name for name in dropped if pathlib.PurePath(name).name == name):
+            if path.exists():
+                _remove_file(path)
+                leftovers.append(path)
+    return leftovers
+
+
+def legacy_run_id(run_dir: pathlib.Path) -> str:
+    """The id given to a format-1 run (saved before runs had ids): derived from its run directory."""
+    return "format1-" + hashlib.sha256(str(pathlib.Path(run_dir).resolve()).encode()).hexdigest()[:16]
+
+
+def _owner_of(step_dir: pathlib.Path) -> str:
+    """The run id a checkpoint folder belongs to (format 1: its run directory's legacy id)."""
+    try:
+        manifest = json.loads((step_dir / MANIFEST_FILE).read_bytes())
+    except (OSError, ValueError):
+        return ""
+    return manifest.get("run_id") or legacy_run_id(step_dir.parent.parent)
+
+
+def claim_run_dir(directory: os.PathLike | str, run_id: str) -> None:
+    """Make `directory` this run's (writing run.json), or raise RunDirInUseError if another run owns it."""
+    run_dir = pathlib.Path(directory)
+    path = run_dir / RUN_FILE
+    try:
+        owner = json.loads(path.read_bytes())["run_id"]
+    except FileNotFoundError:
+        owner = None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointCorruptError(path, f"does not name the run that owns {run_dir} ({e})") from e
+    others = {_owner_of(p) for p in _step_dirs(run_dir / CHECKPOINTS_DIR)} - {run_id}
+    if owner not in (None, run_id) or others:
+        raise RunDirInUseError(
+            f"{run_dir} holds the checkpoints of another run (run id {owner or min(others)}); continue "
+            f"that run with `dpgkit resume {run_dir}` (or Agent.load), or save into another directory: "
+            "nothing of it is overwritten"
+        )
+    if owner is None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _replace_file(path, _json_bytes({"run_id": run_id}), "tmp")
+
+
+def _expected_bytes(arrays: Mapping[str, Mapping[str, Any]], meta: Mapping[str, Any]) -> int:
+    """An upper estimate of a checkpoint's size on disk: array bytes plus headers, meta and manifest."""
+    data = sum(np.asarray(v).nbytes + _ZIP_OVERHEAD for group in arrays.values() for v in group.values())
+    return data + 2 * len(_json_bytes(meta)) + 1024 * (len(arrays) + 2)
+
+
+def _check_space(root: pathlib.Path, needed: int) -> None:
+    """Raise CheckpointSpaceError if the disk under `root` has fewer than `needed` bytes free."""
+    free = shutil.disk_usage(root).free
+    if free < needed:
+        raise CheckpointSpaceError(root, needed, free)
+
+
+def _write_step_dir(
+    tmp: pathlib.Path, step: int, arrays: Mapping[str, Mapping[str, Any]], meta: Mapping[str, Any], run_id: str
+) -> None:
+    """Write the groups, meta.json and the manifest (hash and size of each) into `tmp`, all synced."""
+    files = {}
+    for group, contents in arrays.items():
+        _write_durable(tmp / f"{group}.npz", lambda f, contents=contents: _write_npz(f, contents))
+        files[f"{group}.npz"] = tmp / f"{group}.npz"
+    _write_durable(tmp / META_FILE, lambda f: f.write(_json_bytes(meta)))
+    files[META_FILE] = tmp / META_FILE
+    manifest = {
+        "files": {
+            fname: {"sha256": _sha256(fpath), "bytes": fpath.stat().st_size}
+            for fname, fpath in sorted(files.items())
+        },
+        "step": int(step),
+        "format": FORMAT_VERSION,
+        "run_id": run_id,
+    }
+    _write_durable(tmp / MANIFEST_FILE, lambda f: f.write(_json_bytes(manifest)))
+    _fsync_dir(tmp)
+
+
+def _drop_groups(step_dir: pathlib.Path, groups: Collection[str]) -> None:
+    """Remove array groups from a saved checkpoint: first from its manifest (atomically), then their files."""
+    manifest = json.loads((step_dir / MANIFEST_FILE).read_bytes())
+    dropped = [f"{g}.npz" for g in groups if f"{g}.npz" in manifest["files"]]
+    if not dropped:
+        return
+    manifest["files"] = {k: v for k, v in manifest["files"].items() if k not in dropped}
+    manifest["dropped"] = sorted(set(manifest.get("dropped", [])) | set(dropped))
+    _replace_file(step_dir / MANIFEST_FILE, _json_bytes(manifest), "manifest")
+    for fname in dropped:
+        _remove_file(step_dir / fname)
+
+
+def _prune(root: pathlib.Path, newest: pathlib.Path, run_id: str, keep: int, newest_only: Collection[str]):
+    """Of this run's checkpoints before `newest`: delete those beyond `keep` (or at newest's step), drop
+    `newest_only` groups from the rest. Other runs' checkpoints are never touched."""
+    older = [p for p in _step_dirs(root) if p != newest and _owner_of(p) == run_id]
+    step = step_sort_key(newest)[0]
+    superseded = [p for p in older if step_sort_key(p)[0] == step]
+    kept = [p for p in older if p not in superseded]
+    for stale in superseded + kept[: max(len(kept) - (keep - 1), 0)]:
+        aside = _hidden(root, "old", stale.name)
+        _rename(stale, aside)
+        _remove_tree(aside)
+    for step_dir in kept[max(len(kept) - (keep - 1), 0) :]:
+        _drop_groups(step_dir, newest_only)
 
 
 def save_checkpoint(
@@ -106,9 +305,16 @@ def save_checkpoint(
     step: int,
     arrays: Mapping[str, Mapping[str, Any]],
     meta: Mapping[str, Any],
+    *,
+    run_id: str,
     keep: int = 1,
+    newest_only: Collection[str] = (),
 ) -> pathlib.Path:
-    """Atomically write `arrays` and `meta` to `directory/checkpoints/step_{step:09d}` and return it."""
+    """Atomically write `arrays` and `meta` as run `run_id`'s newest checkpoint in `directory` and return it.
+
+    Keeps the run's `keep` newest checkpoints; groups named in `newest_only` (the replay) are dropped from
+    the older ones. Refuses a directory that holds another run's checkpoints.
+    """
     if isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 0:
         raise ValueError(f"step must be a non-negative int, got {step!r}")
     if keep < 1:
@@ -117,52 +323,27 @@ def save_checkpoint(
         if not isinstance(group, str) or not _GROUP_RE.fullmatch(group):
             raise ValueError(f"array group name {group!r} is not a plain file name")
 
+    claim_run_dir(directory, run_id)
     root = pathlib.Path(directory) / CHECKPOINTS_DIR
     root.mkdir(parents=True, exist_ok=True)
-    name = f"step_{int(step):09d}"
-    final = root / name
-    tmp = root / f".tmp-{name}-{secrets.token_hex(4)}"
-    os.mkdir(tmp)
-    replaced = None
-    try:
-        files = {}
-        for group, contents in arrays.items():
-            _write_durable(tmp / f"{group}.npz", lambda f, contents=contents: _write_npz(f, contents))
-            files[f"{group}.npz"] = tmp / f"{group}.npz"
-        _write_durable(tmp / META_FILE, lambda f: f.write(_json_bytes(meta)))
-        files[META_FILE] = tmp / META_FILE
-        manifest = {
-            "files": {
-                fname: {"sha256": _sha256(fpath), "bytes": fpath.stat().st_size}
-                for fname, fpath in sorted(files.items())
-            },
-            "step": int(step),
-            "format": FORMAT_VERSION,
-        }
-        _write_durable(tmp / MANIFEST_FILE, lambda f: f.write(_json_bytes(manifest)))
-        _fsync_dir(tmp)
-        if final.exists():
-            replaced = _move_aside(final)
+    with _run_lock(root, blocking=True):
+        needed = _expected_bytes(arrays, meta)
+        _check_space(root, needed)
+        final = root / _fresh_step_name(root, step)
+        tmp = _hidden(root, "tmp", final.name)
+        os.mkdir(tmp)
         try:
-            os.rename(tmp, final)
-        except BaseException:
-            if replaced is not None:
-                os.rename(replaced, final)
+            _write_step_dir(tmp, step, arrays, meta, run_id)
+            _rename(tmp, final)
+        except BaseException as error:
+            _remove_tree(tmp)
+            if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise CheckpointSpaceError(root, needed, None) from error
             raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _fsync_dir(root)
-    _write_latest(root, name)
-
-    if replaced is not None:
-        shutil.rmtree(replaced, ignore_errors=True)
-    older = sorted(
-        (p for p in root.iterdir() if p != final and p.is_dir() and _STEP_DIR_RE.fullmatch(p.name)),
-        key=_step_of,
-    )
-    for stale in older[: max(len(older) - (keep - 1), 0)]:
-        shutil.rmtree(_move_aside(stale), ignore_errors=True)
+        _fsync_dir(root)
+        _replace_file(root / LATEST_FILE, f"{final.name}\n".encode(), "LATEST")
+        _prune(root, final, run_id, keep, newest_only)
+        _remove_leftovers(root)
     return final
 
 
@@ -183,8 +364,8 @@ def latest_checkpoint(directory: os.PathLike | str) -> pathlib.Path | None:
     return step_dir
 
 
-def _read_manifest(step_dir: pathlib.Path) -> dict[str, dict[str, Any]]:
-    """Parse and validate `manifest.json`, returning its "files" table."""
+def _read_manifest(step_dir: pathlib.Path) -> dict[str, Any]:
+    """Parse and validate `manifest.json` of any supported format."""
     path = step_dir / MANIFEST_FILE
     try:
         manifest = json.loads(path.read_bytes())
@@ -192,8 +373,14 @@ def _read_manifest(step_dir: pathlib.Path) -> dict[str, dict[str, Any]]:
         raise CheckpointCorruptError(path, "manifest is missing") from e
     except (OSError, ValueError) as e:
         raise CheckpointCorruptError(path, f"manifest is unreadable ({e})") from e
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
-        raise CheckpointCorruptError(path, f"manifest is not a format-{FORMAT_VERSION} object")
+    if not isinstance(manifest, dict):
+        raise CheckpointCorruptError(path, "manifest is not a JSON object")
+    if manifest.get("format") not in SUPPORTED_FORMATS:
+        raise CheckpointCorruptError(
+            path,
+            f"checkpoint format {manifest.get('format')!r} is not supported by this dpgkit (it reads formats "
+            f"{', '.join(map(str, SUPPORTED_FORMATS))}); a newer dpgkit may have written it",
+        )
     files = manifest.get("files")
     if not isinstance(files, dict) or META_FILE not in files:
         raise CheckpointCorruptError(path, f"manifest has no 'files' table listing {META_FILE}")
@@ -205,7 +392,7 @@ def _read_manifest(step_dir: pathlib.Path) -> dict[str, dict[str, Any]]:
             or not isinstance(entry.get("bytes"), int)
         ):
             raise CheckpointCorruptError(path, f"malformed manifest entry {fname!r}: {entry!r}")
-    return files
+    return manifest
 
 
 def _verify(path: pathlib.Path, entry: Mapping[str, Any]) -> None:
@@ -221,8 +408,9 @@ def _verify(path: pathlib.Path, entry: Mapping[str, Any]) -> None:
         raise CheckpointCorruptError(path, f"sha256 mismatch (got {digest}, manifest says {entry['sha256']})")
 
 
-def _resolve_step_dir(path: pathlib.Path) -> pathlib.Path:
+def resolve_step_dir(path: os.PathLike | str) -> pathlib.Path:
     """Map a run directory or a step directory to the step directory to load."""
+    path = pathlib.Path(path)
     if (path / CHECKPOINTS_DIR).is_dir():
         step_dir = latest_checkpoint(path)
         if step_dir is None:
@@ -239,9 +427,14 @@ def _resolve_step_dir(path: pathlib.Path) -> pathlib.Path:
 
 
 def load_checkpoint(path: os.PathLike | str) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
-    """Verify and load a checkpoint from a run directory or a step directory."""
-    step_dir = _resolve_step_dir(pathlib.Path(path))
-    files = _read_manifest(step_dir)
+    """Verify and load a checkpoint from a run directory or a step directory.
+
+    Format-1 meta gains its legacy run id. Loading the newest checkpoint of a run directory also removes
+    leftovers of interrupted saves (unless a save is under way in another process).
+    """
+    step_dir = resolve_step_dir(path)
+    manifest = _read_manifest(step_dir)
+    files = manifest["files"]
     for fname, entry in files.items():
         _verify(step_dir / fname, entry)
 
@@ -260,6 +453,12 @@ def load_checkpoint(path: os.PathLike | str) -> tuple[dict[str, dict[str, np.nda
         meta = json.loads(meta_path.read_bytes())
     except ValueError as e:
         raise CheckpointCorruptError(meta_path, f"invalid JSON ({e})") from e
+    if manifest["format"] == 1 and isinstance(meta, dict):
+        meta.setdefault("run_id", legacy_run_id(step_dir.parent.parent))
+    if (pathlib.Path(path) / CHECKPOINTS_DIR).is_dir() and os.access(step_dir.parent, os.W_OK):
+        with _run_lock(step_dir.parent, blocking=False) as held:
+            if held:
+                _remove_leftovers(step_dir.parent)
     return arrays, meta
 
 

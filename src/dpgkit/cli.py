@@ -10,7 +10,9 @@ import numpy as np
 import tyro
 
 from dpgkit.algos import ALGORITHMS, DDPG
+from dpgkit.checkpoint import CheckpointSpaceError
 from dpgkit.config import Config, ddpg_paper_config
+from dpgkit.train import EnvError, TrainingInterrupted
 
 USAGE = """dpgkit <command> [options]
 
@@ -148,7 +150,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(0 if not argv or argv[0] in ("-h", "--help") else 2)
     try:
         COMMANDS[argv[0]](argv[1:])
-    except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as error:
+    except TrainingInterrupted as stop:
+        print(f"dpgkit {argv[0]}: stopped by {stop}", file=sys.stderr)
+        raise SystemExit(130) from stop
+    except (ValueError, TypeError, FileNotFoundError, FloatingPointError, EnvError, CheckpointSpaceError) as error:
         print(f"dpgkit {argv[0]}: error: {error}", file=sys.stderr)
         raise SystemExit(1) from error
 

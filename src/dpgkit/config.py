@@ -104,7 +104,11 @@ class Config:
     log_every: int = 1_000
     """Environment steps between log lines (TensorBoard and CSV)."""
     checkpoint_every: int = 0
-    """Environment steps between checkpoints (0: only at the end of learn)."""
+    """Environment steps between checkpoints (0: none by steps; checkpoint_seconds still applies)."""
+    checkpoint_seconds: float = 600.0
+    """Seconds of training between checkpoints, spaced so that saving takes at most 2% of the time (0: off)."""
+    keep_checkpoints: int = 3
+    """Checkpoints of a run kept on disk (its newest ones); only the newest holds the replay."""
     run_dir: str = ""
     """Where logs and checkpoints go (default: runs/<algo>-<env>-<time>)."""
     progress: bool = True
@@ -190,6 +194,7 @@ def validate(config: Config) -> None:
         "param_noise_alpha",
         "eval_episodes",
         "log_every",
+        "keep_checkpoints",
     ]
     for name in positive:
         value = getattr(config, name)
@@ -211,6 +216,7 @@ def validate(config: Config) -> None:
         "ou_theta",
         "eval_every",
         "checkpoint_every",
+        "checkpoint_seconds",
     ]
     for name in non_negative:
         value = getattr(config, name)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import pathlib
+import signal
+import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable
+from typing import Self
 
 import gymnasium as gym
 import jax
@@ -15,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dpgkit import __version__
-from dpgkit.checkpoint import flatten_tree, latest_checkpoint, save_checkpoint, unflatten_tree
+from dpgkit.checkpoint import claim_run_dir, flatten_tree, save_checkpoint, unflatten_tree
 from dpgkit.collect import Collector, LocalCollector
 from dpgkit.config import Config, validate
 from dpgkit.envs import check_action_space, check_observation_space
@@ -29,6 +33,68 @@ from dpgkit.replay import NStepWriter, PrioritizedReplay, ReplayBuffer
 
 class NonFiniteError(FloatingPointError):
     """Training met a NaN or inf (observation, reward or loss) and stopped."""
+
+
+class EnvError(RuntimeError):
+    """An environment raised during training; the run was saved first."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped training at a loop boundary, after a checkpoint."""
+
+
+SAVE_COST_SHARE = 0.02
+"""Time-based checkpoints are spaced so that saving takes at most this share of the training wall time."""
+
+
+class StopSignals:
+    """While active, SIGINT and SIGTERM only set `received`; a second SIGINT raises KeyboardInterrupt at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.received: int | None = None
+        self.previous: dict = {}
+
+    def handle(self, signum, frame) -> None:
+        """Remember the first signal; abort on a second SIGINT."""
+        if self.received is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.received = signum
+
+    def __enter__(self) -> Self:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self.handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+
+class CheckpointClock:
+    """Time-based checkpoints: due every `seconds`, and never sooner than the last save's cost / SAVE_COST_SHARE."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.cost = seconds, 0.0
+        self.last = time.monotonic()
+
+    def due(self) -> bool:
+        """Whether a time-based checkpoint is due now."""
+        return self.seconds > 0 and time.monotonic() - self.last >= max(self.seconds, self.cost / SAVE_COST_SHARE)
+
+    def saved(self, started: float) -> None:
+        """Note a save that began at monotonic time `started` and has just ended."""
+        self.last = time.monotonic()
+        self.cost = self.last - started
+
+
+def env_call(steps: int, fn: Callable, *args):
+    """fn(*args), with an exception from the environment turned into an EnvError naming the step."""
+    try:
+        return fn(*args)
+    except Exception as error:
+        raise EnvError(f"the environment raised {type(error).__name__}: {error} at env step {steps + 1}") from error
 
 
 def learner_spec(config: Config, action_dim: int) -> LearnerSpec:
@@ -86,19 +152,154 @@ def crossed(before: int, after: int, every: int) -> bool:
     return every > 0 and after // every > before // every
 
 
-class Trainer:
+class LoopTrainer:
+    """The loop shared by every trainer: iterations until the step target, then the hooks after each one
+    (evaluation, logging, checkpoints by steps and by time), a clean stop on SIGINT/SIGTERM and a save
+    before an environment error is reported. Subclasses define `iteration`, `check_losses`,
+    `checkpoint_contents` and `restore`, and set the attributes that `__init__` of Trainer sets."""
+
+    newest_only: tuple[str, ...] = ()
+    """Checkpoint groups that only a run's newest checkpoint keeps (the replay)."""
+
+    def start_run(self, algo: str, config: Config, make_env: Callable[[], gym.Env]) -> None:
+        """The run's identity, counters and places, as every trainer has them before its first step."""
+        self.algo, self.config, self.make_env = algo, config, make_env
+        self.agent_seeds = [config.seed + i for i in range(config.seeds)]
+        self.steps = 0
+        self.run_id = uuid.uuid4().hex
+        self.run_dir = pathlib.Path(
+            config.run_dir or f"runs/{algo}-{config.env}-{time.strftime('%Y%m%d-%H%M%S')}"
+        )
+        self.evaluator: Evaluator | None = None
+        self.last_eval = np.full(config.seeds, np.nan)
+        self.last_checkpoint: pathlib.Path | None = None
+
+    def iteration(self, stats: dict) -> None:
+        """One step of every env copy and what follows it (learning, adaptation)."""
+        raise NotImplementedError
+
+    def check_losses(self, stats: dict) -> None:
+        """Fetch the losses since the last check into stats; stop at the first non-finite one."""
+        raise NotImplementedError
+
+    def log_values(self) -> dict:
+        """Extra per-seed values for each log line."""
+        return {}
+
+    def checkpoint_contents(self) -> tuple[dict, dict]:
+        """(array groups, meta entries) that this trainer adds to a checkpoint."""
+        raise NotImplementedError
+
+    def stop_message(self, what: str, steps: int) -> str:
+        """Why training stopped, at which step, and where the last good checkpoint is."""
+        kept = f"; the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint else ""
+        return f"{what} at env step {steps}: training stopped{kept}"
+
+    def resume_hint(self, path: pathlib.Path) -> str:
+        """Where the run was saved and how to continue it."""
+        return f"saved {path}; continue with `dpgkit resume {self.run_dir}`"
+
+    def evaluate(self, episodes: int | None = None) -> np.ndarray:
+        """Deterministic returns of shape (seeds, episodes) on the fixed evaluation seeds."""
+        episodes = episodes or self.config.eval_episodes
+        if self.evaluator is None or self.evaluator.episodes != episodes:
+            self.evaluator = Evaluator(self.make_env, self.config.seeds, episodes)
+        return self.evaluator.run(self.policy)
+
+    def learn(self, total_steps: int) -> None:
+        """Train for total_steps more env steps per seed, with logs, evaluations and checkpoints."""
+        if total_steps < 0:
+            raise ValueError(f"total_steps must be >= 0, got {total_steps}")
+        claim_run_dir(self.run_dir, self.run_id)
+        config, target = self.config, self.steps + total_steps
+        logger = RunLogger(self.run_dir, self.agent_seeds)
+        stats = new_stats(config.seeds)
+        last_time, last_steps = time.perf_counter(), self.steps
+        clock = CheckpointClock(config.checkpoint_seconds)
+        try:
+            with StopSignals() as stop, TrainingProgress(target, self.steps, enabled=config.progress) as progress:
+                while self.steps < target:
+                    before = self.steps
+                    try:
+                        self.iteration(stats)
+                    except EnvError as error:
+                        path = self.save(self.run_dir)
+                        raise EnvError(f"{error}; {self.resume_hint(path)}") from error.__cause__
+                    evaluate = crossed(before, self.steps, config.eval_every)
+                    log = crossed(before, self.steps, config.log_every) or self.steps >= target
+                    checkpoint = crossed(before, self.steps, config.checkpoint_every) or clock.due()
+                    if evaluate or log or checkpoint or stop.received:
+                        self.check_losses(stats)
+                    if evaluate:
+                        self.last_eval = env_call(self.steps, self.evaluate).mean(axis=1)
+                        logger.log(self.steps, {"eval/return": self.last_eval})
+                    if log:
+                        now = time.perf_counter()
+                        sps = (self.steps - last_steps) / max(now - last_time, 1e-9)
+                        logger.log(self.steps, summarize(stats, sps) | self.log_values())
+                        stats, last_time, last_steps = new_stats(config.seeds), now, self.steps
+                    if checkpoint or stop.received:
+                        started = time.monotonic()
+                        path = self.save(self.run_dir)
+                        clock.saved(started)
+                    if stop.received:
+                        name = signal.Signals(stop.received).name
+                        raise TrainingInterrupted(f"{name} at env step {self.steps}: {self.resume_hint(path)}")
+                    progress.update(self.steps, self.last_eval)
+        finally:
+            logger.close()
+
+    def save(self, path) -> pathlib.Path:
+        """Write an atomic, verified checkpoint of everything needed to resume exactly."""
+        arrays, extra = self.checkpoint_contents()
+        meta = {
+            "algo": self.algo,
+            "run_id": self.run_id,
+            "version": __version__,
+            "config": dataclasses.asdict(self.config),
+            "steps": self.steps,
+            "collector": self.collector.state(),
+            "last_eval": self.last_eval.tolist(),
+        } | extra
+        self.last_checkpoint = save_checkpoint(
+            path,
+            self.steps,
+            arrays,
+            meta,
+            run_id=self.run_id,
+            keep=self.config.keep_checkpoints,
+            newest_only=self.newest_only,
+        )
+        return self.last_checkpoint
+
+    def restore_common(self, meta: dict) -> None:
+        """Restore what save() writes for every trainer: counters, env RNGs, last evaluation, run id."""
+        self.collector.load_state(meta["collector"])
+        self.steps = meta["steps"]
+        self.last_eval = np.asarray(meta["last_eval"], np.float64)
+        self.run_id = meta["run_id"]
+
+    def close(self) -> None:
+        """Close every environment."""
+        self.collector.close()
+        if self.evaluator is not None:
+            self.evaluator.close()
+
+
+class Trainer(LoopTrainer):
     """Owns the env copies, replay, noise, learner state and counters of one run of one or several seeds."""
+
+    newest_only = ("replay",)
 
     def __init__(self, algo: str, config: Config, make_env: Callable[[], gym.Env]):
         validate(config)
-        self.algo, self.config, self.make_env = algo, config, make_env
+        self.start_run(algo, config, make_env)
         probe = make_env()
         check_action_space(probe.action_space)
         check_observation_space(probe.observation_space)
         self.obs_dim = probe.observation_space.shape[0]
         self.action_dim = probe.action_space.shape[0]
         probe.close()
-        self.agent_seeds = [config.seed + i for i in range(config.seeds)]
         self.spec = learner_spec(config, self.action_dim)
         obs_example = jnp.zeros((1, self.obs_dim), jnp.float32)
         self.state = stack_trees(
@@ -124,15 +325,8 @@ class Trainer:
         self.host = jax.devices("cpu")[0]
         self.acting_actor = jax.device_put(self.state.actor, self.host)
         self.pending: list = []
-        self.steps = 0
         self.updates = 0
-        self.run_dir = pathlib.Path(
-            config.run_dir or f"runs/{algo}-{config.env}-{time.strftime('%Y%m%d-%H%M%S')}"
-        )
-        self.evaluator: Evaluator | None = None
-        self.last_eval = np.full(config.seeds, np.nan)
-        self.last_checkpoint: pathlib.Path | None = None
-        self.run_id = uuid.uuid4().hex
+        self.learning_from = config.learning_starts
 
     def policy(self, obs: np.ndarray) -> np.ndarray:
         """Deterministic actions in actor units for obs shaped (seeds, copies, obs_dim)."""
@@ -141,7 +335,7 @@ class Trainer:
     def behaviour_actions(self, obs: np.ndarray) -> np.ndarray:
         """Uniform random actions during warm-up, then the explorer's (action noise, parameter noise, NoisyNet)."""
         shape = (self.config.actors, self.action_dim)
-        if self.steps < self.config.learning_starts:
+        if self.steps < self.learning_from:
             return np.stack([rng.uniform(-1.0, 1.0, shape) for rng in self.rngs]).astype(np.float32)
         return self.explorer.actions(self.acting_actor, np.asarray(obs, np.float32), self.rngs).astype(
             np.float32
@@ -153,10 +347,10 @@ class Trainer:
         The last learner call's priorities are written back first, so that sampling, write-back and new
         transitions come in the same order whether or not a checkpoint was saved in between.
         """
-        obs, reset = self.collector.observe()
+        obs, reset = env_call(self.steps, self.collector.observe)
         self.explorer.begin_episodes(reset)
         actions = self.behaviour_actions(obs)
-        result = self.collector.step(actions)
+        result = env_call(self.steps, self.collector.step, actions)
         for name, value in (("observation", result.next_obs), ("reward", result.reward)):
             if not np.isfinite(value).all():
                 self.check_losses(stats)
@@ -231,66 +425,22 @@ class Trainer:
             stats["actor_steps"] += summary["actor_steps"]
         self.pending.clear()
 
-    def stop_message(self, what: str, steps: int) -> str:
-        """Why training stopped, at which step, and where the last good checkpoint is."""
-        kept = f"; the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint else ""
-        return f"{what} at env step {steps}: training stopped{kept}"
+    def iteration(self, stats: dict) -> None:
+        """One collect step; then a learner call every train_freq vector steps and the explorer's adaptation,
+        once learning has started."""
+        before = self.steps
+        self.collect_step(stats)
+        if self.steps >= self.learning_from and (self.steps // self.config.actors) % self.config.train_freq == 0:
+            self.learner_call()
+        if self.steps >= self.learning_from and crossed(before, self.steps, self.explorer.adapt_every):
+            self.adapt_exploration()
 
-    def evaluate(self, episodes: int | None = None) -> np.ndarray:
-        """Deterministic returns of shape (seeds, episodes) on the fixed evaluation seeds."""
-        episodes = episodes or self.config.eval_episodes
-        if self.evaluator is None or self.evaluator.episodes != episodes:
-            self.evaluator = Evaluator(self.make_env, self.config.seeds, episodes)
-        return self.evaluator.run(self.policy)
+    def log_values(self) -> dict:
+        """The explorer's values (parameter-noise sigma, NoisyNet sigmas)."""
+        return self.explorer.log_values(self.state.actor)
 
-    def learn(self, total_steps: int) -> None:
-        """Train for total_steps more env steps per seed, with logs, evaluations and checkpoints."""
-        if total_steps < 0:
-            raise ValueError(f"total_steps must be >= 0, got {total_steps}")
-        if self.steps == 0 and self.last_checkpoint is None and latest_checkpoint(self.run_dir) is not None:
-            raise ValueError(
-                f"{self.run_dir} already holds another run's checkpoint; continue it with `dpgkit resume "
-                f"{self.run_dir}` (or Agent.load) or train into another run_dir, so that nothing is overwritten"
-            )
-        config, target = self.config, self.steps + total_steps
-        logger = RunLogger(self.run_dir, self.agent_seeds)
-        stats = new_stats(config.seeds)
-        last_time, last_steps = time.perf_counter(), self.steps
-        try:
-            with TrainingProgress(target, self.steps, enabled=config.progress) as progress:
-                while self.steps < target:
-                    before = self.steps
-                    self.collect_step(stats)
-                    vector_step = self.steps // config.actors
-                    if self.steps >= config.learning_starts and vector_step % config.train_freq == 0:
-                        self.learner_call()
-                    if self.steps >= config.learning_starts and crossed(
-                        before, self.steps, self.explorer.adapt_every
-                    ):
-                        self.adapt_exploration()
-                    evaluate = crossed(before, self.steps, config.eval_every)
-                    log = crossed(before, self.steps, config.log_every) or self.steps >= target
-                    checkpoint = crossed(before, self.steps, config.checkpoint_every)
-                    if evaluate or log or checkpoint:
-                        self.check_losses(stats)
-                    if evaluate:
-                        self.last_eval = self.evaluate().mean(axis=1)
-                        logger.log(self.steps, {"eval/return": self.last_eval})
-                    if log:
-                        now = time.perf_counter()
-                        sps = (self.steps - last_steps) / max(now - last_time, 1e-9)
-                        logger.log(
-                            self.steps, summarize(stats, sps) | self.explorer.log_values(self.state.actor)
-                        )
-                        stats, last_time, last_steps = new_stats(config.seeds), now, self.steps
-                    if checkpoint:
-                        self.save(self.run_dir)
-                    progress.update(self.steps, self.last_eval)
-        finally:
-            logger.close()
-
-    def save(self, path) -> pathlib.Path:
-        """Write an atomic, verified checkpoint of everything needed to resume exactly."""
+    def checkpoint_contents(self) -> tuple[dict, dict]:
+        """Learner state, replay (with priorities, written back first) and explorer; counters and host RNGs."""
         self.write_priorities()
         arrays = {
             "learner": flatten_tree(self.state),
@@ -298,37 +448,33 @@ class Trainer:
             "explore": self.explorer.state(),
         }
         meta = {
-            "algo": self.algo,
-            "run_id": self.run_id,
-            "version": __version__,
-            "config": dataclasses.asdict(self.config),
-            "steps": self.steps,
             "updates": self.updates,
             "host_rng": [rng.bit_generator.state for rng in self.rngs],
-            "collector": self.collector.state(),
-            "last_eval": self.last_eval.tolist(),
+            "learning_from": self.learning_from,
         }
-        self.last_checkpoint = save_checkpoint(path, self.steps, arrays, meta)
-        return self.last_checkpoint
+        return arrays, meta
 
     def restore(self, arrays: dict, meta: dict) -> None:
-        """Load the state written by save()."""
+        """Load the state written by save(); a checkpoint without its replay (not a run's newest) starts the
+        random warm-up again from its step."""
         self.state = jax.tree_util.tree_map(jnp.asarray, unflatten_tree(self.state, arrays["learner"]))
-        self.replay.load_state(arrays["replay"])
         self.explorer.load_state(arrays["explore"])
         for rng, state in zip(self.rngs, meta["host_rng"], strict=True):
             rng.bit_generator.state = state
-        self.collector.load_state(meta["collector"])
+        self.restore_common(meta)
         self.acting_actor = jax.device_put(self.state.actor, self.host)
-        self.steps, self.updates = meta["steps"], meta["updates"]
-        self.last_eval = np.asarray(meta["last_eval"], np.float64)
-        self.run_id = meta.get("run_id", self.run_id)
-
-    def close(self) -> None:
-        """Close every environment."""
-        self.collector.close()
-        if self.evaluator is not None:
-            self.evaluator.close()
+        self.updates = meta["updates"]
+        self.learning_from = meta.get("learning_from", self.config.learning_starts)
+        if "replay" in arrays:
+            self.replay.load_state(arrays["replay"])
+        else:
+            warnings.warn(
+                f"this checkpoint holds no replay (only a run's newest checkpoint does): the agent acts as "
+                f"saved, and learning from it refills the replay with {self.config.learning_starts} random "
+                "steps first",
+                stacklevel=3,
+            )
+            self.learning_from = self.steps + self.config.learning_starts
 
 
 def new_stats(seeds: int) -> dict:

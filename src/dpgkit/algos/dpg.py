@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import pathlib
-import time
-import uuid
 from collections.abc import Callable
 
 import gymnasium as gym
@@ -24,13 +21,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dpgkit import __version__
 from dpgkit.algos.base import Agent, register
-from dpgkit.checkpoint import flatten_tree, latest_checkpoint, save_checkpoint, unflatten_tree
+from dpgkit.checkpoint import flatten_tree, unflatten_tree
 from dpgkit.collect import LocalCollector
 from dpgkit.config import DPGConfig, validate
 from dpgkit.envs import check_action_space, check_observation_space
-from dpgkit.evaluate import Evaluator
 from dpgkit.learn.copdac import (
     OnlineSpec,
     Transition,
@@ -41,9 +36,7 @@ from dpgkit.learn.copdac import (
     linear_gain,
     update,
 )
-from dpgkit.logger import RunLogger
-from dpgkit.progress import TrainingProgress
-from dpgkit.train import NonFiniteError, crossed, new_stats, stack_trees, summarize
+from dpgkit.train import LoopTrainer, NonFiniteError, env_call, stack_trees
 
 
 def online_spec(config: DPGConfig, action_dim: int) -> OnlineSpec:
@@ -88,7 +81,7 @@ def compiled(spec: OnlineSpec, average_theta: bool) -> tuple[Callable, Callable,
     )
 
 
-class OnlineTrainer:
+class OnlineTrainer(LoopTrainer):
     """The online loop of DPG: act, step, update from the transition; with logs, evaluations and checkpoints.
 
     It offers what Agent uses of Trainer (policy, collector, evaluate, learn, save, restore), without replay.
@@ -96,14 +89,13 @@ class OnlineTrainer:
 
     def __init__(self, algo: str, config: DPGConfig, make_env: Callable[[], gym.Env]):
         check_dpg_config(config)
-        self.algo, self.config, self.make_env = algo, config, make_env
+        self.start_run(algo, config, make_env)
         probe = make_env()
         check_action_space(probe.action_space)
         check_observation_space(probe.observation_space)
         low, high = probe.observation_space.low, probe.observation_space.high
         action_dim = probe.action_space.shape[0]
         probe.close()
-        self.agent_seeds = [config.seed + i for i in range(config.seeds)]
         self.spec = online_spec(config, action_dim)
         seed_keys = [jax.random.PRNGKey(s) for s in self.agent_seeds]
         self.state = stack_trees(
@@ -113,25 +105,17 @@ class OnlineTrainer:
         self.collector = LocalCollector(make_env, self.agent_seeds, config.actors)
         self.act_fn, self.explore_fn, self.update_fn = compiled(self.spec, config.average_theta)
         self.pending: list = []
-        self.steps = 0
-        self.run_dir = pathlib.Path(
-            config.run_dir or f"runs/{algo}-{config.env}-{time.strftime('%Y%m%d-%H%M%S')}"
-        )
-        self.evaluator: Evaluator | None = None
-        self.last_eval = np.full(config.seeds, np.nan)
-        self.last_checkpoint: pathlib.Path | None = None
-        self.run_id = uuid.uuid4().hex
 
     def policy(self, obs: np.ndarray) -> np.ndarray:
         """Deterministic actions in actor units for obs shaped (seeds, copies, obs_dim)."""
         return np.asarray(self.act_fn(self.state, np.asarray(obs, np.float32)))
 
-    def online_step(self, stats: dict) -> None:
+    def iteration(self, stats: dict) -> None:
         """Act by the behaviour policy in every env copy and update each seed from its new transitions."""
-        obs, _ = self.collector.observe()
+        obs, _ = env_call(self.steps, self.collector.observe)
         actions, self.keys = self.explore_fn(self.state, obs, self.keys)
         actions = np.asarray(actions)
-        result = self.collector.step(actions)
+        result = env_call(self.steps, self.collector.step, actions)
         for name, value in (("observation", result.next_obs), ("reward", result.reward)):
             if not np.isfinite(value).all():
                 raise NonFiniteError(self.stop_message(f"non-finite {name}", self.steps + 1))
@@ -154,84 +138,15 @@ class OnlineTrainer:
             stats["critic_calls"] += 1
         self.pending.clear()
 
-    def stop_message(self, what: str, steps: int) -> str:
-        """Why training stopped, at which step, and where the last good checkpoint is."""
-        kept = f"; the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint else ""
-        return f"{what} at env step {steps}: training stopped{kept}"
-
-    def evaluate(self, episodes: int | None = None) -> np.ndarray:
-        """Deterministic returns of shape (seeds, episodes) on the fixed evaluation seeds."""
-        episodes = episodes or self.config.eval_episodes
-        if self.evaluator is None or self.evaluator.episodes != episodes:
-            self.evaluator = Evaluator(self.make_env, self.config.seeds, episodes)
-        return self.evaluator.run(self.policy)
-
-    def learn(self, total_steps: int) -> None:
-        """Train for total_steps more env steps per seed, with logs, evaluations and checkpoints."""
-        if total_steps < 0:
-            raise ValueError(f"total_steps must be >= 0, got {total_steps}")
-        if self.steps == 0 and self.last_checkpoint is None and latest_checkpoint(self.run_dir) is not None:
-            raise ValueError(
-                f"{self.run_dir} already holds another run's checkpoint; continue it with `dpgkit resume "
-                f"{self.run_dir}` (or Agent.load) or train into another run_dir, so that nothing is overwritten"
-            )
-        config, target = self.config, self.steps + total_steps
-        logger = RunLogger(self.run_dir, self.agent_seeds)
-        stats = new_stats(config.seeds)
-        last_time, last_steps = time.perf_counter(), self.steps
-        try:
-            with TrainingProgress(target, self.steps, enabled=config.progress) as progress:
-                while self.steps < target:
-                    before = self.steps
-                    self.online_step(stats)
-                    evaluate = crossed(before, self.steps, config.eval_every)
-                    log = crossed(before, self.steps, config.log_every) or self.steps >= target
-                    checkpoint = crossed(before, self.steps, config.checkpoint_every)
-                    if evaluate or log or checkpoint:
-                        self.check_losses(stats)
-                    if evaluate:
-                        self.last_eval = self.evaluate().mean(axis=1)
-                        logger.log(self.steps, {"eval/return": self.last_eval})
-                    if log:
-                        now = time.perf_counter()
-                        sps = (self.steps - last_steps) / max(now - last_time, 1e-9)
-                        logger.log(self.steps, summarize(stats, sps))
-                        stats, last_time, last_steps = new_stats(config.seeds), now, self.steps
-                    if checkpoint:
-                        self.save(self.run_dir)
-                    progress.update(self.steps, self.last_eval)
-        finally:
-            logger.close()
-
-    def save(self, path) -> pathlib.Path:
-        """Write an atomic, verified checkpoint of the learner state, exploration keys and env RNGs."""
-        arrays = {"learner": flatten_tree(self.state), "explore": {"keys": np.asarray(self.keys)}}
-        meta = {
-            "algo": self.algo,
-            "run_id": self.run_id,
-            "version": __version__,
-            "config": dataclasses.asdict(self.config),
-            "steps": self.steps,
-            "collector": self.collector.state(),
-            "last_eval": self.last_eval.tolist(),
-        }
-        self.last_checkpoint = save_checkpoint(path, self.steps, arrays, meta)
-        return self.last_checkpoint
+    def checkpoint_contents(self) -> tuple[dict, dict]:
+        """The learner state and the exploration keys (no replay)."""
+        return {"learner": flatten_tree(self.state), "explore": {"keys": np.asarray(self.keys)}}, {}
 
     def restore(self, arrays: dict, meta: dict) -> None:
         """Load the state written by save() (an interrupted episode starts over)."""
         self.state = jax.tree_util.tree_map(jnp.asarray, unflatten_tree(self.state, arrays["learner"]))
         self.keys = jnp.asarray(arrays["explore"]["keys"])
-        self.collector.load_state(meta["collector"])
-        self.steps = meta["steps"]
-        self.last_eval = np.asarray(meta["last_eval"], np.float64)
-        self.run_id = meta.get("run_id", self.run_id)
-
-    def close(self) -> None:
-        """Close every environment."""
-        self.collector.close()
-        if self.evaluator is not None:
-            self.evaluator.close()
+        self.restore_common(meta)
 
 
 @register

@@ -57,8 +57,8 @@ class SumTree:
         return nodes - self.leaves
 
     def state(self) -> dict[str, np.ndarray]:
-        """Copies of both trees, to checkpoint."""
-        return {"sums": self.sums.copy(), "mins": self.mins.copy()}
+        """Both trees (views, not copies), to checkpoint."""
+        return {"sums": self.sums, "mins": self.mins}
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
         """Restore from state()."""

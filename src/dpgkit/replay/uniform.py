@@ -46,10 +46,10 @@ class ReplayBuffer:
         return self.gather(self.sample_indices(rngs, count))
 
     def state(self) -> dict[str, np.ndarray]:
-        """The filled part of the storage and each seed's write count, to checkpoint."""
+        """Views of the filled part of the storage and each seed's write count, to checkpoint (no copy)."""
         filled = int(self.size.max())
         leaves = jax.tree_util.tree_leaves(self.storage)
-        state = {f"leaf_{i}": leaf[:, :filled].copy() for i, leaf in enumerate(leaves)}
+        state = {f"leaf_{i}": leaf[:, :filled] for i, leaf in enumerate(leaves)}
         state["written"] = self.written.copy()
         return state
 

@@ -1,0 +1,140 @@
+"""Nothing lost: run ownership of checkpoints, pruning, clean stops on signals, saves before env errors,
+time-based checkpoints, and checkpoints of the previous format."""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import dpgkit.train
+from dpgkit import D4PG, DPG, TD3
+from dpgkit.checkpoint import RunDirInUseError, latest_checkpoint, load_checkpoint
+from dpgkit.train import CheckpointClock, EnvError, StopSignals, TrainingInterrupted
+from envs_for_tests import ProbeFaulty
+
+TINY = {"hidden": (8, 8), "batch_size": 8, "learning_starts": 10, "eval_every": 0, "progress": False}
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def step_dirs(run) -> list[str]:
+    """The step folders of a run, oldest first."""
+    return sorted(p.name for p in (Path(run) / "checkpoints").iterdir() if p.name.startswith("step_"))
+
+
+def test_saving_into_another_runs_directory_is_refused(tmp_path):
+    """The issue's reproduction: a second agent saving into a trained run's directory loses nothing."""
+    first = TD3("Pendulum-v1", run_dir=str(tmp_path / "a"), checkpoint_every=400, **TINY).learn(1600)
+    first.save()
+    before = step_dirs(tmp_path / "a")
+    assert before == ["step_000000800", "step_000001200", "step_000001600-1"]
+    second = TD3("Pendulum-v1", run_dir=str(tmp_path / "b"), **TINY).learn(20)
+    with pytest.raises(RunDirInUseError, match=f"another run .*{first.trainer.run_id}"):
+        second.save(tmp_path / "a")
+    (tmp_path / "a" / "checkpoints" / "LATEST").unlink()
+    with pytest.raises(RunDirInUseError):
+        TD3("Pendulum-v1", run_dir=str(tmp_path / "a"), **TINY).learn(20)
+    assert step_dirs(tmp_path / "a") == before
+
+
+def test_a_run_keeps_its_newest_checkpoints_and_only_the_newest_replay(tmp_path):
+    """keep_checkpoints (default 3) prunes this run's older checkpoints; older ones hold no replay and,
+    loaded, act as saved and warm up again before learning."""
+    agent = TD3("Pendulum-v1", run_dir=str(tmp_path), checkpoint_every=100, **TINY).learn(500)
+    assert agent.config.keep_checkpoints == 3
+    assert step_dirs(tmp_path) == ["step_000000300", "step_000000400", "step_000000500"]
+    root = tmp_path / "checkpoints"
+    assert [(root / d / "replay.npz").exists() for d in step_dirs(tmp_path)] == [False, False, True]
+    with pytest.warns(UserWarning, match="holds no replay"):
+        older = TD3.load(root / "step_000000400")
+    assert older.steps == 400 and older.trainer.replay.size[0] == 0
+    assert older.trainer.learning_from == 410
+    updates = older.trainer.updates
+    older.learn(5)
+    assert older.trainer.updates == updates  # still refilling its replay with random steps
+
+
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+def test_a_signal_saves_at_the_next_boundary_and_stops(tmp_path, name):
+    """SIGINT/SIGTERM during a step: the iteration completes, a checkpoint is written, training stops with
+    where it is and how to continue, the handlers are restored, and the run resumes from there."""
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    agent = TD3(functools.partial(ProbeFaulty, fault=name, fault_step=37), run_dir=str(tmp_path), **TINY)
+    with pytest.raises(TrainingInterrupted, match=rf"{name} at env step 37: saved .*step_000000037") as excinfo:
+        agent.learn(100)
+    assert f"dpgkit resume {tmp_path}" in str(excinfo.value)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    assert latest_checkpoint(tmp_path).name == "step_000000037"
+    resumed = TD3.load(tmp_path, env=functools.partial(ProbeFaulty, fault="none"))
+    assert resumed.steps == 37
+    resumed.learn(13)
+    assert resumed.steps == 50
+
+
+def test_a_second_sigint_aborts_at_once():
+    """The first SIGINT only asks for a stop; the second raises KeyboardInterrupt in the handler."""
+    stop = StopSignals()
+    stop.handle(signal.SIGINT, None)
+    assert stop.received == signal.SIGINT
+    with pytest.raises(KeyboardInterrupt):
+        stop.handle(signal.SIGINT, None)
+
+
+def test_an_env_exception_is_reported_with_the_step_and_a_checkpoint(tmp_path):
+    """An exception inside env.step: the state of the last completed step is saved and the error names the
+    step, the env's message and the checkpoint to resume from."""
+    agent = TD3(functools.partial(ProbeFaulty, fault="raise", fault_step=25), run_dir=str(tmp_path), **TINY)
+    with pytest.raises(EnvError, match="RuntimeError: simulated physics failure at env step 25") as excinfo:
+        agent.learn(100)
+    message = str(excinfo.value)
+    assert "step_000000024" in message and f"dpgkit resume {tmp_path}" in message
+    assert isinstance(excinfo.value.__cause__, RuntimeError)
+    resumed = TD3.load(tmp_path, env=functools.partial(ProbeFaulty, fault="none"))
+    assert resumed.steps == 24 and resumed.trainer.replay.size[0] == 24
+
+
+def test_checkpoint_clock_spaces_saves_to_at_most_two_percent(monkeypatch):
+    """Due every `seconds`, but never sooner than 50 times the last save's cost."""
+    now = {"t": 100.0}
+    monkeypatch.setattr(dpgkit.train.time, "monotonic", lambda: now["t"])
+    clock = CheckpointClock(10.0)
+    now["t"] = 109.9
+    assert not clock.due()
+    now["t"] = 110.0
+    assert clock.due()
+    clock.saved(started=109.0)  # that save took 1 s: the next one waits 50 s
+    now["t"] = 159.9
+    assert not clock.due()
+    now["t"] = 160.0
+    assert clock.due()
+    assert not CheckpointClock(0.0).due()
+
+
+def test_time_based_checkpoints_happen_during_training(tmp_path):
+    """With checkpoint_seconds set, a run saves by itself without checkpoint_every or an explicit save."""
+    agent = TD3("Pendulum-v1", run_dir=str(tmp_path), checkpoint_seconds=1e-9, **TINY).learn(30)
+    assert agent.trainer.last_checkpoint is not None and step_dirs(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("name", "algo"), [("td3", TD3), ("d4pg", D4PG), ("dpg", DPG)], ids=["td3", "d4pg-prioritized", "dpg"]
+)
+def test_format1_checkpoints_still_load_and_resume(tmp_path, name, algo):
+    """Checkpoints written by format 1 (before run ids) act exactly as they did, resume, and save on."""
+    expected = json.loads((FIXTURES / "format1_expected.json").read_text())[name]
+    run = tmp_path / name
+    shutil.copytree(FIXTURES / f"format1_{name}", run)
+    agent = algo.load(run)
+    assert agent.steps == expected["steps"]
+    np.testing.assert_array_equal(agent.act(np.array(expected["obs"], np.float32)), expected["action"])
+    agent.learn(40)
+    agent.save()
+    assert step_dirs(run) == ["step_000000400", "step_000000440"]
+    again = algo.load(run)
+    assert again.steps == 440 and again.trainer.run_id == agent.trainer.run_id
+    assert load_checkpoint(run)[1]["run_id"].startswith("format1-")
