@@ -338,6 +338,16 @@ def test_another_runs_directory_is_refused_and_untouched(tmp_path):
     save_checkpoint(tmp_path / "elsewhere", 20, _arrays(), META, run_id="run-b")
 
 
+def test_a_run_without_checkpoints_does_not_hold_its_directory(tmp_path):
+    """run.json of a run killed before its first save does not block a new run, which takes it over."""
+    checkpoint.claim_run_dir(tmp_path, "run-killed-early")
+    assert json.loads((tmp_path / "run.json").read_text()) == {"run_id": "run-killed-early"}
+    save(tmp_path, 10, _arrays(), META)
+    assert json.loads((tmp_path / "run.json").read_text()) == {"run_id": RUN}
+    with pytest.raises(checkpoint.RunDirInUseError):
+        checkpoint.claim_run_dir(tmp_path, "run-killed-early")
+
+
 def test_leftovers_are_removed_by_the_next_save_or_load(tmp_path):
     """Hidden temp/aside folders and files of interrupted saves go at the next save or load, not while
     another process holds the run's lock."""

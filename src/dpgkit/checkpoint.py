@@ -215,25 +215,21 @@ def _owner_of(step_dir: pathlib.Path) -> str:
 
 
 def claim_run_dir(directory: os.PathLike | str, run_id: str) -> None:
-    """Make `directory` this run's (writing run.json), or raise RunDirInUseError if another run owns it."""
+    """Make `directory` this run's (run.json names it), or raise RunDirInUseError if it holds checkpoints
+    of another run. A directory whose run left no checkpoint (killed before its first save) is taken over."""
     run_dir = pathlib.Path(directory)
-    path = run_dir / RUN_FILE
-    try:
-        owner = json.loads(path.read_bytes())["run_id"]
-    except FileNotFoundError:
-        owner = None
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise CheckpointCorruptError(path, f"does not name the run that owns {run_dir} ({e})") from e
-    others = {_owner_of(p) for p in _step_dirs(run_dir / CHECKPOINTS_DIR)} - {run_id}
-    if owner not in (None, run_id) or others:
+    others = sorted({_owner_of(p) for p in _step_dirs(run_dir / CHECKPOINTS_DIR)} - {run_id})
+    if others:
         raise RunDirInUseError(
-            f"{run_dir} holds the checkpoints of another run (run id {owner or min(others)}); continue "
-            f"that run with `dpgkit resume {run_dir}` (or Agent.load), or save into another directory: "
-            "nothing of it is overwritten"
+            f"{run_dir} holds the checkpoints of another run (run id {others[0]}); continue that run with "
+            f"`dpgkit resume {run_dir}` (or Agent.load), or save into another directory: nothing of it is "
+            "overwritten"
         )
-    if owner is None:
+    path = run_dir / RUN_FILE
+    record = _json_bytes({"run_id": run_id})
+    if not path.exists() or path.read_bytes() != record:
         run_dir.mkdir(parents=True, exist_ok=True)
-        _replace_file(path, _json_bytes({"run_id": run_id}), "tmp")
+        _replace_file(path, record, "tmp")
 
 
 def _expected_bytes(arrays: Mapping[str, Mapping[str, Any]], meta: Mapping[str, Any]) -> int:
