@@ -43,7 +43,11 @@ def dpgkit(*args: str) -> subprocess.Popen:
 def hidden_entries(run: Path) -> set[str]:
     """Leftovers of interrupted saves: the hidden temporary and aside entries under checkpoints/."""
     root = run / CHECKPOINTS_DIR
-    return {p.name for p in root.iterdir() if p.name.startswith(".") and p.name != ".lock"} if root.is_dir() else set()
+    return (
+        {p.name for p in root.iterdir() if p.name.startswith(".") and p.name != ".lock"}
+        if root.is_dir()
+        else set()
+    )
 
 
 def newest_step(run: Path) -> int | None:
@@ -80,16 +84,29 @@ def main() -> None:
             process = dpgkit(*TRAIN, "--run-dir", str(run)) if step is None else dpgkit("resume", str(run))
             if step is not None:
                 resumed_from = wait_for_resume_line(process)
-                assert resumed_from == step, f"resume continued from {resumed_from}, the newest checkpoint is {step}"
+                assert resumed_from == step, (
+                    f"resume continued from {resumed_from}, the newest checkpoint is {step}"
+                )
                 remaining = left & hidden_entries(run)
                 assert not remaining, f"leftovers survived the resume: {sorted(remaining)}"
             time.sleep(rng.uniform(args.min_seconds, args.max_seconds))
             process.send_signal(signal.SIGKILL)
             process.wait()
             after = newest_step(run)
-            assert after is None or step is None or after >= step, f"the newest checkpoint went back: {step} -> {after}"
-            rows.append({"kill": kill, "resumed_from": step, "newest_after_kill": after, "leftovers": len(hidden_entries(run))})
-            print(f"kill {kill + 1}: resumed from {step}, newest after the kill {after}, leftovers {rows[-1]['leftovers']}")
+            assert after is None or step is None or after >= step, (
+                f"the newest checkpoint went back: {step} -> {after}"
+            )
+            rows.append(
+                {
+                    "kill": kill,
+                    "resumed_from": step,
+                    "newest_after_kill": after,
+                    "leftovers": len(hidden_entries(run)),
+                }
+            )
+            print(
+                f"kill {kill + 1}: resumed from {step}, newest after the kill {after}, leftovers {rows[-1]['leftovers']}"
+            )
         final = newest_step(run)
         process = dpgkit("resume", str(run), "--total-steps", str((final or 0) + 100))
         output = process.communicate()[0]
@@ -105,7 +122,9 @@ def main() -> None:
         "rows": rows,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"kill_resume_{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(summary, indent=1))
+    (args.out / f"kill_resume_{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(
+        json.dumps(summary, indent=1)
+    )
     print(json.dumps({k: v for k, v in summary.items() if k != "rows"}))
 
 

@@ -87,7 +87,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
-    (args.out / f"save_memory_{stamp}.json").write_text(json.dumps({"command": command, "rows": rows}, indent=1))
+    (args.out / f"save_memory_{stamp}.json").write_text(
+        json.dumps({"command": command, "rows": rows}, indent=1)
+    )
 
 
 if __name__ == "__main__":

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import re
 import shutil
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +70,9 @@ def test_a_signal_saves_at_the_next_boundary_and_stops(tmp_path, name):
     where it is and how to continue, the handlers are restored, and the run resumes from there."""
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     agent = TD3(functools.partial(ProbeFaulty, fault=name, fault_step=37), run_dir=str(tmp_path), **TINY)
-    with pytest.raises(TrainingInterrupted, match=rf"{name} at env step 37: saved .*step_000000037") as excinfo:
+    with pytest.raises(
+        TrainingInterrupted, match=rf"{name} at env step 37: saved .*step_000000037"
+    ) as excinfo:
         agent.learn(100)
     assert f"dpgkit resume {tmp_path}" in str(excinfo.value)
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
@@ -138,3 +145,35 @@ def test_format1_checkpoints_still_load_and_resume(tmp_path, name, algo):
     again = algo.load(run)
     assert again.steps == 440 and again.trainer.run_id == agent.trainer.run_id
     assert load_checkpoint(run)[1]["run_id"].startswith("format1-")
+
+
+def test_ctrl_c_on_the_command_line_saves_and_exits_130(tmp_path):
+    """`dpgkit train` under SIGINT: exit status 130, the message names the step, checkpoint and resume."""
+    command = [
+        sys.executable,
+        "-c",
+        "from dpgkit.cli import main; main()",
+        "train",
+        "td3",
+        "--env",
+        "Pendulum-v1",
+    ]
+    command += ["--hidden", "8", "8", "--learning-starts", "50", "--no-progress", "--run-dir", str(tmp_path)]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    assert "training td3 on Pendulum-v1" in process.stdout.readline()
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "metrics.csv").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert re.search(r"stopped by SIGINT at env step \d+: saved .*step_\d+", stderr), stderr
+    assert f"dpgkit resume {tmp_path}" in stderr
+    assert load_checkpoint(tmp_path)[1]["steps"] > 0
