@@ -57,20 +57,23 @@ def newest_step(run: Path) -> int | None:
     return load_checkpoint(run)[1]["steps"]
 
 
-def wait_for_resume_line(process: subprocess.Popen) -> int:
-    """The step that `dpgkit resume` reports it continues from."""
+def wait_for_start(process: subprocess.Popen) -> int | None:
+    """Read until the command says it has started: the step `dpgkit resume` continues from, or None for
+    `dpgkit train`."""
     for line in process.stdout:
         if match := RESUMING.search(line):
             return int(match.group(1))
-    raise RuntimeError(f"resume exited with {process.wait()} before saying where it continues")
+        if line.startswith("training "):
+            return None
+    raise RuntimeError(f"dpgkit exited with {process.wait()} before it started training")
 
 
 def main() -> None:
     """Kill, check, resume; repeat; report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=20)
-    parser.add_argument("--min-seconds", type=float, default=1.0, help="earliest kill after a start")
-    parser.add_argument("--max-seconds", type=float, default=10.0, help="latest kill after a start")
+    parser.add_argument("--min-seconds", type=float, default=0.5, help="earliest kill after the start message")
+    parser.add_argument("--max-seconds", type=float, default=8.0, help="latest kill after the start message")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
@@ -82,13 +85,10 @@ def main() -> None:
             step = newest_step(run)
             left = hidden_entries(run)
             process = dpgkit(*TRAIN, "--run-dir", str(run)) if step is None else dpgkit("resume", str(run))
-            if step is not None:
-                resumed_from = wait_for_resume_line(process)
-                assert resumed_from == step, (
-                    f"resume continued from {resumed_from}, the newest checkpoint is {step}"
-                )
-                remaining = left & hidden_entries(run)
-                assert not remaining, f"leftovers survived the resume: {sorted(remaining)}"
+            resumed_from = wait_for_start(process)
+            assert resumed_from == step, f"resume continued from {resumed_from}, the newest checkpoint is {step}"
+            remaining = left & hidden_entries(run)
+            assert not remaining, f"leftovers survived the resume: {sorted(remaining)}"
             time.sleep(rng.uniform(args.min_seconds, args.max_seconds))
             process.send_signal(signal.SIGKILL)
             process.wait()
