@@ -113,17 +113,36 @@ def test_train_help_lists_the_options(capsys):
     assert "total-steps" in out
 
 
-def test_train_unknown_algorithm_fails(capsys):
+def test_train_unknown_algorithm_names_it_and_the_close_match(capsys):
     with pytest.raises(SystemExit) as excinfo:
-        cli.main(["train", "nosuchalgo"])
-    assert excinfo.value.code not in (0, None)
-    assert "td3" in str(excinfo.value.code)
+        cli.main(["train", "tdd3"])
+    assert excinfo.value.code == (
+        "dpgkit train: error: unknown algorithm 'tdd3'; choose one of d4pg, ddpg, ddpg-paper, dpg, td3 "
+        "(did you mean td3?)"
+    )
 
 
-def test_unknown_command_fails_and_no_command_prints_usage(capsys):
+def test_train_help_lists_the_algorithms(capsys):
     with pytest.raises(SystemExit) as excinfo:
-        cli.main(["fly"])
+        cli.main(["train", "--help"])
+    assert excinfo.value.code == 0
+    out = capsys.readouterr().out
+    for algo in ("d4pg", "ddpg", "ddpg-paper", "dpg", "td3"):
+        assert re.search(rf"^  {re.escape(algo)} +\S", out, re.MULTILINE), out
+    assert "Lillicrap" in out  # ddpg-paper is described by its own line
+
+
+def test_unknown_command_is_named_with_the_close_match(capsys):
+    with pytest.raises(SystemExit) as excinfo:
+        cli.main(["trian"])
     assert excinfo.value.code == 2
+    err = capsys.readouterr().err
+    assert (
+        "dpgkit: error: unknown command 'trian'; choose one of train, resume, eval, plot (did you mean train?)"
+    ) in err
+
+
+def test_no_command_prints_usage(capsys):
     with pytest.raises(SystemExit) as excinfo:
         cli.main([])
     assert excinfo.value.code == 0

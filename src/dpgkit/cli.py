@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import pathlib
 import sys
 
@@ -35,15 +36,50 @@ def train_config(algo: str, args: list[str]) -> Config:
     return tyro.cli(type(default), default=default, args=args, prog=f"dpgkit train {algo}")
 
 
+def unknown_choice(what: str, name: str, choices: list[str]) -> str:
+    """"unknown <what> 'name'; choose one of ...", with the close matches first when there are any."""
+    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
+    hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+    return f"unknown {what} {name!r}; choose one of {', '.join(choices)}{hint}"
+
+
+def train_usage() -> str:
+    """The usage of `dpgkit train`, listing each algorithm with its first docstring line."""
+    lines = [f"  {name:<11} {algorithm_summary(name)}" for name in train_choices()]
+    return "usage: dpgkit train ALGO --env ENV_ID [options]\n\nalgorithms:\n" + "\n".join(lines) + (
+        "\n\nevery option of one algorithm, with its meaning: dpgkit train ALGO --help"
+    )
+
+
+def train_choices() -> list[str]:
+    """The algorithm names `dpgkit train` takes."""
+    return sorted([*ALGORITHMS, "ddpg-paper"])
+
+
+def algorithm_summary(algo: str) -> str:
+    """The first docstring line of a `dpgkit train` algorithm (DDPG.paper's for ddpg-paper)."""
+    documented = DDPG.paper if algo == "ddpg-paper" else ALGORITHMS[algo]
+    return documented.__doc__.splitlines()[0]
+
+
+def algorithm_class(algo: str) -> type:
+    """The agent class of a `dpgkit train` algorithm name."""
+    return DDPG if algo == "ddpg-paper" else ALGORITHMS[algo]
+
+
 def train(argv: list[str]) -> None:
     """dpgkit train ALGO [options]."""
-    choices = sorted([*ALGORITHMS, "ddpg-paper"])
-    if not argv or argv[0] not in choices:
-        raise SystemExit(f"usage: dpgkit train {{{','.join(choices)}}} --env ENV_ID [options]")
+    if argv and argv[0] in ("-h", "--help"):
+        print(train_usage())
+        raise SystemExit(0)
+    if not argv:
+        print(train_usage(), file=sys.stderr)
+        raise SystemExit(2)
+    if argv[0] not in train_choices():
+        raise SystemExit(f"dpgkit train: error: {unknown_choice('algorithm', argv[0], train_choices())}")
     algo, args = argv[0], argv[1:]
     config = train_config(algo, args)
-    agent_class = DDPG if algo == "ddpg-paper" else ALGORITHMS[algo]
-    agent = agent_class(config.env, config=config)
+    agent = algorithm_class(algo)(config.env, config=config)
     print(f"training {algo} on {config.env}, {config.seeds} seed(s), logs in {agent.run_dir}")
     agent.learn()
     finish(agent)
@@ -143,9 +179,13 @@ COMMANDS = {"train": train, "resume": resume, "eval": evaluate, "plot": plot}
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `dpgkit` command."""
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+    if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
-        raise SystemExit(0 if not argv or argv[0] in ("-h", "--help") else 2)
+        raise SystemExit(0)
+    if argv[0] not in COMMANDS:
+        print(USAGE, file=sys.stderr)
+        print(f"dpgkit: error: {unknown_choice('command', argv[0], list(COMMANDS))}", file=sys.stderr)
+        raise SystemExit(2)
     try:
         COMMANDS[argv[0]](argv[1:])
     except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as error:
