@@ -157,8 +157,33 @@ def test_preset_applies_and_options_override_it():
     assert config.env == "HalfCheetah-v5"
     ddpg = cli.train_config("ddpg", ["--env", "Pendulum-v1", "--seeds", "2"])
     assert (ddpg.seeds, ddpg.learning_starts, ddpg.gamma, ddpg.num_critics) == (2, 1000, 0.98, 1)
-    # no env given: the algorithm's defaults, no preset
-    assert cli.train_config("td3", []).learning_starts == 25_000
+
+
+def test_no_env_trains_the_default_env_with_its_preset():
+    assert cli.train_config("td3", []) == cli.train_config("td3", ["--env", "Pendulum-v1"])
+    config = cli.train_config("td3", [])
+    assert (config.env, config.total_steps, config.learning_starts, config.gamma) == (
+        "Pendulum-v1",
+        20_000,
+        1_000,
+        0.98,
+    )
+    assert cli.train_config("ddpg-paper", []).tau == 1e-3  # Lillicrap et al.'s settings take no preset
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        ([], 'preset [td3."Pendulum-v1"]'),
+        (["--env", "Hopper-v5"], 'preset [td3."Hopper-v5"]'),
+        (["--env", "dpgkit/LQR1D-v0"], "no preset"),
+    ],
+)
+def test_train_help_says_which_preset_applies(capsys, args, shown):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "td3", *args, "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert shown in out
 
 
 def test_bad_input_is_one_clear_line_not_a_traceback(tmp_path, capsys):

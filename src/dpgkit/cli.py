@@ -12,6 +12,7 @@ import tyro
 
 from dpgkit.algos import ALGORITHMS, DDPG
 from dpgkit.config import Config, ddpg_paper_config
+from dpgkit.presets import all_presets
 
 USAGE = """dpgkit <command> [options]
 
@@ -24,16 +25,31 @@ commands:
 
 
 def train_config(algo: str, args: list[str]) -> Config:
-    """Parse train options with tyro on top of the algorithm's defaults and the env's preset."""
+    """Parse train options with tyro on top of the algorithm's defaults and the env's preset (default env too)."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--env", default=None)
     known, _ = pre.parse_known_args(args)
+    env = known.env or algorithm_class(algo).config_class.env
     if algo == "ddpg-paper":
-        default = ddpg_paper_config()
-        default = default.replace(env=known.env) if known.env else default
+        default = ddpg_paper_config().replace(env=env)
     else:
-        default = ALGORITHMS[algo].default_config(known.env)
-    return tyro.cli(type(default), default=default, args=args, prog=f"dpgkit train {algo}")
+        default = ALGORITHMS[algo].default_config(env)
+    description = f"{algorithm_summary(algo)}\n\n{preset_note(algo, env)}"
+    return tyro.cli(
+        type(default), default=default, args=args, prog=f"dpgkit train {algo}", description=description
+    )
+
+
+def preset_note(algo: str, env: str) -> str:
+    """Which preset the defaults shown by `dpgkit train ALGO --help` include, for env."""
+    if algo == "ddpg-paper":
+        return f"Defaults: Lillicrap et al.'s settings on {env}; no env preset applies."
+    if env not in all_presets().get(algo, {}):
+        return f"Defaults: {algo}'s own on {env} (no preset for it); --env X gives X's preset, if any."
+    return (
+        f"Defaults: {algo}'s with the preset [{algo}.\"{env}\"] (values and sources in dpgkit/presets.toml); "
+        "--env X gives X's preset instead."
+    )
 
 
 def unknown_choice(what: str, name: str, choices: list[str]) -> str:
