@@ -195,3 +195,47 @@ def test_bad_input_is_one_clear_line_not_a_traceback(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["eval", str(tmp_path / "missing")])
     assert "dpgkit eval: error:" in capsys.readouterr().err
+
+
+def test_negative_seed_is_named(tmp_path, capsys):
+    with pytest.raises(SystemExit) as excinfo:
+        cli.main([*train_args("td3", tmp_path / "r"), "--seed", "-1"])
+    assert excinfo.value.code == 1
+    assert "dpgkit train: error: config.seed must be >= 0, got -1" in capsys.readouterr().err
+
+
+def test_train_that_would_never_update_is_refused_before_any_work(tmp_path, capsys):
+    run = tmp_path / "r"
+    args = train_args("td3", run)
+    args[args.index("--learning-starts") + 1] = "500"
+    with pytest.raises(SystemExit) as excinfo:
+        cli.main(args)
+    assert excinfo.value.code == 1
+    err = capsys.readouterr().err
+    assert "dpgkit train: error: no gradient update would happen: training ends at env step 300" in err
+    assert not (run / "checkpoints").exists()
+
+
+def test_resume_to_a_total_below_the_run_says_what_to_pass(tmp_path, capsys):
+    run = tmp_path / "run"
+    args = train_args("td3", run)
+    args[args.index("--total-steps") + 1] = "20"
+    args[args.index("--learning-starts") + 1] = "10"
+    cli.main(args)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as excinfo:
+        cli.main(["resume", str(run), "--total-steps", "15"])
+    assert excinfo.value.code == 1
+    err = capsys.readouterr().err
+    assert f"{run} is already at step 20: --total-steps is the run's new total, not the steps to add" in err
+    assert "--total-steps 35 to train 15 more" in err
+    assert load_checkpoint(run)[1]["steps"] == 20
+
+
+@pytest.mark.parametrize("episodes", ["0", "-2", "two"])
+def test_eval_episodes_must_be_positive(tmp_path, capsys, episodes):
+    with pytest.raises(SystemExit) as excinfo:
+        cli.main(["eval", str(tmp_path), "--episodes", episodes])
+    assert excinfo.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --episodes: expected a positive integer, got '{episodes}'" in err

@@ -47,13 +47,13 @@ def preset_note(algo: str, env: str) -> str:
     if env not in all_presets().get(algo, {}):
         return f"Defaults: {algo}'s own on {env} (no preset for it); --env X gives X's preset, if any."
     return (
-        f"Defaults: {algo}'s with the preset [{algo}.\"{env}\"] (values and sources in dpgkit/presets.toml); "
+        f'Defaults: {algo}\'s with the preset [{algo}."{env}"] (values and sources in dpgkit/presets.toml); '
         "--env X gives X's preset instead."
     )
 
 
 def unknown_choice(what: str, name: str, choices: list[str]) -> str:
-    """"unknown <what> 'name'; choose one of ...", with the close matches first when there are any."""
+    """The message for a name not among choices: all the choices, and the close matches if any."""
     close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
     hint = f" (did you mean {' or '.join(close)}?)" if close else ""
     return f"unknown {what} {name!r}; choose one of {', '.join(choices)}{hint}"
@@ -62,8 +62,12 @@ def unknown_choice(what: str, name: str, choices: list[str]) -> str:
 def train_usage() -> str:
     """The usage of `dpgkit train`, listing each algorithm with its first docstring line."""
     lines = [f"  {name:<11} {algorithm_summary(name)}" for name in train_choices()]
-    return "usage: dpgkit train ALGO --env ENV_ID [options]\n\nalgorithms:\n" + "\n".join(lines) + (
-        "\n\nevery option of one algorithm, with its meaning: dpgkit train ALGO --help"
+    return "\n".join(
+        [
+            "usage: dpgkit train ALGO --env ENV_ID [options]\n\nalgorithms:",
+            *lines,
+            "\nevery option of one algorithm, with its meaning: dpgkit train ALGO --help",
+        ]
     )
 
 
@@ -121,11 +125,24 @@ def resume(argv: list[str]) -> None:
     from dpgkit.algos import Agent
 
     agent = Agent.load(args.run_dir)
+    if args.total_steps is not None and args.total_steps < agent.steps:
+        raise ValueError(
+            f"{args.run_dir} is already at step {agent.steps}: --total-steps is the run's new total, not the "
+            f"steps to add; pass more than {agent.steps}, e.g. --total-steps {agent.steps + args.total_steps} "
+            f"to train {args.total_steps} more"
+        )
     if args.total_steps is not None:
         agent.config = agent.config.replace(total_steps=args.total_steps)
     print(f"resuming {agent.name} on {agent.config.env} at step {agent.steps} of {agent.config.total_steps}")
     agent.learn()
     finish(agent)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
 
 
 def evaluate(argv: list[str]) -> None:
@@ -134,7 +151,7 @@ def evaluate(argv: list[str]) -> None:
         prog="dpgkit eval", description="Deterministic evaluation of a saved run."
     )
     parser.add_argument("run_dir", help="run directory (or checkpoint folder)")
-    parser.add_argument("--episodes", type=int, default=10, help="episodes per seed")
+    parser.add_argument("--episodes", type=positive_int, default=10, help="episodes per seed")
     parser.add_argument(
         "--video", action="store_true", help="also record one episode to RUN_DIR/videos/eval.mp4"
     )

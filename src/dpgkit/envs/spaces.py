@@ -70,6 +70,18 @@ def check_observation_space(space: gym.Space) -> None:
         raise TypeError(f"the observation space {space} is not numeric")
 
 
+def check_observation(obs: np.ndarray, shape: tuple[int, ...]) -> None:
+    """Require one observation of the env's shape, or a batch of them, with finite values only."""
+    if obs.ndim < len(shape) or obs.shape[obs.ndim - len(shape) :] != shape:
+        raise ValueError(
+            f"the observation has shape {obs.shape}; the env's observations have shape {shape} "
+            f"(or a batch: (..., {', '.join(map(str, shape))}))"
+        )
+    if not np.isfinite(obs).all():
+        where = np.argwhere(~np.isfinite(obs))[0]
+        raise ValueError(f"the observation holds a NaN or inf (at index {tuple(where.tolist())})")
+
+
 class ActionScaler:
     """Maps actor units [-1, 1] to the env's bounds (the affine map of each dimension)."""
 
