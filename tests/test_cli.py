@@ -239,3 +239,40 @@ def test_eval_episodes_must_be_positive(tmp_path, capsys, episodes):
     assert excinfo.value.code == 2
     err = capsys.readouterr().err
     assert f"argument --episodes: expected a positive integer, got '{episodes}'" in err
+
+
+def test_custom_env_as_module_colon_id(tmp_path, capsys):
+    run = tmp_path / "custom"
+    env_id = "custom_env_module:CustomProbe-v0"
+    args = train_args("td3", run)
+    args[args.index("--env") + 1] = env_id
+    args[args.index("--total-steps") + 1] = "40"
+    args[args.index("--learning-starts") + 1] = "20"
+    cli.main(args)
+    assert f"training td3 on {env_id}" in capsys.readouterr().out
+    assert load_checkpoint(run)[1]["config"]["env"] == env_id
+    cli.main(["eval", str(run), "--episodes", "2"])
+    # ProbeOneStep: reward 1 whatever the action, one step per episode
+    assert "seed 0: 1.0 ± 0.0 over 2 episodes" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("env_id", "message"),
+    [
+        ("no_such_module_here:Foo-v0", "cannot import the module 'no_such_module_here' of the env id"),
+        (
+            "custom_env_module:CustomProbe-v9",
+            "unknown Gymnasium environment id 'CustomProbe-v9' (importing 'custom_env_module' did not register",
+        ),
+    ],
+)
+def test_custom_env_id_errors_name_the_module_or_the_id(tmp_path, capsys, env_id, message):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "td3", "--env", env_id, "--run-dir", str(tmp_path / "r")])
+    assert message in capsys.readouterr().err
+
+
+def test_module_colon_id_takes_the_preset_of_the_registered_id():
+    from dpgkit.presets import load_preset
+
+    assert load_preset("td3", "some_module:Pendulum-v1") == load_preset("td3", "Pendulum-v1") != {}

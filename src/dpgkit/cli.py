@@ -12,7 +12,8 @@ import tyro
 
 from dpgkit.algos import ALGORITHMS, DDPG
 from dpgkit.config import Config, ddpg_paper_config
-from dpgkit.presets import all_presets
+from dpgkit.envs.spaces import split_env_id
+from dpgkit.presets import load_preset, preset_source
 
 USAGE = """dpgkit <command> [options]
 
@@ -44,10 +45,10 @@ def preset_note(algo: str, env: str) -> str:
     """Which preset the defaults shown by `dpgkit train ALGO --help` include, for env."""
     if algo == "ddpg-paper":
         return f"Defaults: Lillicrap et al.'s settings on {env}; no env preset applies."
-    if env not in all_presets().get(algo, {}):
+    if preset_source(algo, env) is None and not load_preset(algo, env):
         return f"Defaults: {algo}'s own on {env} (no preset for it); --env X gives X's preset, if any."
     return (
-        f'Defaults: {algo}\'s with the preset [{algo}."{env}"] (values and sources in dpgkit/presets.toml); '
+        f'Defaults: {algo}\'s with the preset [{algo}."{split_env_id(env)[1]}"] (values and sources in dpgkit/presets.toml); '
         "--env X gives X's preset instead."
     )
 
