@@ -262,7 +262,7 @@ def test_custom_env_as_module_colon_id(tmp_path, capsys):
         ("no_such_module_here:Foo-v0", "cannot import the module 'no_such_module_here' of the env id"),
         (
             "custom_env_module:CustomProbe-v9",
-            "unknown Gymnasium environment id 'CustomProbe-v9' (importing 'custom_env_module' did not register",
+            "unknown Gymnasium environment id 'CustomProbe-v9' (importing 'custom_env_module' did not",
         ),
     ],
 )

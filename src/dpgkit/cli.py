@@ -26,7 +26,7 @@ commands:
 
 
 def train_config(algo: str, args: list[str]) -> Config:
-    """Parse train options with tyro on top of the algorithm's defaults and the env's preset (default env too)."""
+    """Parse train options with tyro over the algorithm's defaults and the preset of the (default) env."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--env", default=None)
     known, _ = pre.parse_known_args(args)
@@ -48,8 +48,8 @@ def preset_note(algo: str, env: str) -> str:
     if preset_source(algo, env) is None and not load_preset(algo, env):
         return f"Defaults: {algo}'s own on {env} (no preset for it); --env X gives X's preset, if any."
     return (
-        f'Defaults: {algo}\'s with the preset [{algo}."{split_env_id(env)[1]}"] (values and sources in dpgkit/presets.toml); '
-        "--env X gives X's preset instead."
+        f'Defaults: {algo}\'s with the preset [{algo}."{split_env_id(env)[1]}"] '
+        "(values and sources in dpgkit/presets.toml); --env X gives X's preset instead."
     )
 
 
@@ -129,8 +129,8 @@ def resume(argv: list[str]) -> None:
     if args.total_steps is not None and args.total_steps < agent.steps:
         raise ValueError(
             f"{args.run_dir} is already at step {agent.steps}: --total-steps is the run's new total, not the "
-            f"steps to add; pass more than {agent.steps}, e.g. --total-steps {agent.steps + args.total_steps} "
-            f"to train {args.total_steps} more"
+            f"steps to add; pass more than {agent.steps}, e.g. --total-steps "
+            f"{agent.steps + args.total_steps} to train {args.total_steps} more"
         )
     if args.total_steps is not None:
         agent.config = agent.config.replace(total_steps=args.total_steps)

@@ -370,7 +370,7 @@ def config_from_meta(config_class: type[Config], meta: dict, where: str = "check
     if unknown:
         raise ValueError(
             f"{where}: config field(s) {', '.join(unknown)} unknown to {config_class.__name__} of dpgkit "
-            f"{__version__} (the checkpoint was written by dpgkit {meta.get('version', 'of unknown version')})"
+            f"{__version__} (the checkpoint was written by dpgkit {meta.get('version', '(unknown)')})"
         )
     if missing:
         raise ValueError(f"{where}: the config in meta.json has no field(s) {', '.join(missing)}")

@@ -20,15 +20,15 @@ def split_env_id(env_id: str) -> tuple[str, str]:
 
 
 def check_env_id(env_id: str) -> None:
-    """Import the module of a "module:EnvName-v0" id (it registers the env), then require the id registered."""
+    """Import the module of a "module:EnvName-v0" id (it registers the env); require the id registered."""
     module, name = split_env_id(env_id)
     if module:
         try:
             importlib.import_module(module)
         except ImportError as error:
             raise ValueError(
-                f"cannot import the module {module!r} of the env id {env_id!r} ({error}); it must be importable "
-                "(on sys.path, e.g. installed or in the current directory) and register the env"
+                f"cannot import the module {module!r} of the env id {env_id!r} ({error}); it must be "
+                "importable (on sys.path, e.g. installed or in the current directory) and register the env"
             ) from error
     if name not in gym.registry:
         close = difflib.get_close_matches(name, list(gym.registry), n=5, cutoff=0.6)
