@@ -8,7 +8,7 @@ import pytest
 
 from dpgkit import cli
 from dpgkit.checkpoint import load_checkpoint
-from dpgkit.logger import read_metrics
+from dpgkit.logger import RunLogger, read_metrics, run_ids
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -59,6 +59,7 @@ def test_train_resume_eval_plot(tmp_path, capsys):
     _, meta = load_checkpoint(run)
     assert meta["steps"] == 400 and meta["updates"] == 400 - 100 + 1
     assert read_metrics(run)["eval/return"][0][0].tolist() == [200, 400]
+    assert run_ids(run) == [meta["run_id"]]  # the resumed run logs under its own id: one run, one curve
 
     cli.main(["eval", str(run), "--episodes", "2"])
     out = capsys.readouterr().out
@@ -276,3 +277,13 @@ def test_module_colon_id_takes_the_preset_of_the_registered_id():
     from dpgkit.presets import load_preset
 
     assert load_preset("td3", "some_module:Pendulum-v1") == load_preset("td3", "Pendulum-v1") != {}
+
+
+def test_plot_says_when_a_metrics_file_holds_several_runs(tmp_path, capsys):
+    for run_id in ("aaaaaaaa1111", "bbbbbbbb2222"):
+        with RunLogger(tmp_path, [0], tensorboard=False, run_id=run_id) as logger:
+            for step in (0, 1000, 2000):
+                logger.log(step, {"eval/return": float(step)})
+    cli.main(["plot", str(tmp_path), "--out", str(tmp_path / "c.png")])
+    out = capsys.readouterr().out
+    assert f"{tmp_path}/metrics.csv holds 2 runs (aaaaaaaa, bbbbbbbb): plotted apart" in out

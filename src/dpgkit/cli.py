@@ -201,8 +201,15 @@ def plot(argv: list[str]) -> None:
     )
     parser.add_argument("--max-step", type=int, default=None, help="crop the x axis")
     args = parser.parse_args(argv)
+    from dpgkit.logger import run_ids
     from dpgkit.plot import plot_runs
 
+    for run_dir in args.run_dirs:
+        ids = run_ids(run_dir) if (pathlib.Path(run_dir) / "metrics.csv").is_file() else []
+        if len(ids) > 1:
+            print(
+                f"{run_dir}/metrics.csv holds {len(ids)} runs ({', '.join(i[:8] for i in ids)}): plotted apart"
+            )
     out = plot_runs(args.run_dirs, args.out, args.key, args.reference, args.reference_env, args.max_step)
     print(f"wrote {out}")
 

@@ -253,7 +253,7 @@ class Trainer:
                 f"{self.run_dir}` (or Agent.load) or train into another run_dir, so that nothing is overwritten"
             )
         config, target = self.config, self.steps + total_steps
-        logger = RunLogger(self.run_dir, self.agent_seeds)
+        logger = RunLogger(self.run_dir, self.agent_seeds, run_id=self.run_id)
         stats = new_stats(config.seeds)
         last_time, last_steps = time.perf_counter(), self.steps
         try:
