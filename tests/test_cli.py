@@ -287,3 +287,13 @@ def test_plot_says_when_a_metrics_file_holds_several_runs(tmp_path, capsys):
     cli.main(["plot", str(tmp_path), "--out", str(tmp_path / "c.png")])
     out = capsys.readouterr().out
     assert f"{tmp_path}/metrics.csv holds 2 runs (aaaaaaaa, bbbbbbbb): plotted apart" in out
+
+
+def test_train_piped_prints_plain_progress_lines(tmp_path, capsys):
+    args = [a for a in train_args("td3", tmp_path / "run") if a != "--no-progress"]
+    cli.main(args)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("train ")]
+    shown = [line.split()[1] for line in lines]
+    assert {f"{s}/300" for s in range(30, 301, 30)} <= set(shown)  # every tenth (and every 30 s, if slow)
+    assert shown == sorted(set(shown), key=lambda x: int(x.split("/")[0]))
+    assert re.fullmatch(r"train 300/300 \(100%\) \d+ steps/s eval -?\d+\.\d elapsed \d:\d\d:\d\d", lines[-1])
