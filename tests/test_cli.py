@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import ctypes.util
+import os
+import pathlib
 import re
+import subprocess
+import sys
 
 import pytest
 
+import dpgkit
 from dpgkit import cli
 from dpgkit.checkpoint import load_checkpoint
 from dpgkit.logger import RunLogger, read_metrics, run_ids
@@ -297,3 +303,51 @@ def test_train_piped_prints_plain_progress_lines(tmp_path, capsys):
     assert {f"{s}/300" for s in range(30, 301, 30)} <= set(shown)  # every tenth (and every 30 s, if slow)
     assert shown == sorted(set(shown), key=lambda x: int(x.split("/")[0]))
     assert re.fullmatch(r"train 300/300 \(100%\) \d+ steps/s eval -?\d+\.\d elapsed \d:\d\d:\d\d", lines[-1])
+
+
+@pytest.mark.parametrize(
+    ("environ", "has_egl", "backend"),
+    [
+        ({}, True, "egl"),
+        ({"DISPLAY": ""}, True, "egl"),
+        ({"DISPLAY": ":0"}, True, None),
+        ({"WAYLAND_DISPLAY": "wayland-0"}, True, None),
+        ({"MUJOCO_GL": "osmesa"}, True, "osmesa"),
+        ({}, False, None),
+    ],
+)
+def test_headless_rendering_chooses_egl_only_without_a_display_or_a_choice(environ, has_egl, backend):
+    cli.headless_rendering(environ, has_egl)
+    assert environ.get("MUJOCO_GL") == backend
+
+
+def test_a_failed_render_says_what_to_set():
+    import gymnasium as gym
+
+    class NoGL(gym.Env):
+        def render(self):
+            raise RuntimeError("no OpenGL context")
+
+    with pytest.raises(cli.RenderError, match="no OpenGL context") as excinfo:
+        cli.first_frame(NoGL())
+    assert "set MUJOCO_GL=egl" in str(excinfo.value) and "MUJOCO_GL=osmesa" in str(excinfo.value)
+
+
+@pytest.mark.skipif(ctypes.util.find_library("EGL") is None, reason="needs libEGL (Mesa or a GPU driver)")
+def test_eval_video_of_a_mujoco_env_without_a_display(tmp_path, capsys):
+    run = tmp_path / "run"
+    args = train_args("td3", run)
+    args[args.index("--env") + 1] = "InvertedPendulum-v5"
+    args[args.index("--total-steps") + 1] = "30"
+    args[args.index("--learning-starts") + 1] = "20"
+    cli.main(args)
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MUJOCO_GL")}
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(pathlib.Path(dpgkit.__file__).parents[1]), env.get("PYTHONPATH", "")]
+    )
+    command = [sys.executable, "-m", "dpgkit.cli", "eval", str(run), "--episodes", "1", "--video"]
+    done = subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    video = run / "videos" / "eval.mp4"
+    assert f"video: {video}" in done.stdout
+    assert video.stat().st_size > 1000

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import ctypes.util
 import difflib
+import os
 import pathlib
 import sys
+from collections.abc import MutableMapping
 
 import numpy as np
 import tyro
@@ -157,6 +160,10 @@ def evaluate(argv: list[str]) -> None:
         "--video", action="store_true", help="also record one episode to RUN_DIR/videos/eval.mp4"
     )
     args = parser.parse_args(argv)
+    if args.video:
+        headless_rendering(
+            os.environ, ctypes.util.find_library("EGL") is not None
+        )  # before mujoco is imported
     from dpgkit.algos import Agent
 
     agent = Agent.load(args.run_dir)
@@ -165,6 +172,35 @@ def evaluate(argv: list[str]) -> None:
         print(f"seed {seed}: {r.mean():.1f} ± {r.std():.1f} over {r.size} episodes")
     if args.video:
         print(f"video: {record_video(agent, pathlib.Path(args.run_dir) / 'videos' / 'eval.mp4')}")
+
+
+class RenderError(RuntimeError):
+    """The environment could not render frames for a video."""
+
+
+RENDER_HINT = (
+    "MuJoCo envs render through an OpenGL backend chosen by MUJOCO_GL: without a display set MUJOCO_GL=egl "
+    "(a GPU driver or Mesa's libEGL) or MUJOCO_GL=osmesa (software, needs libOSMesa), or run with a DISPLAY"
+)
+
+
+def headless_rendering(environ: MutableMapping[str, str], has_egl: bool) -> None:
+    """Choose MuJoCo's EGL backend when there is no display, MUJOCO_GL is not set and libEGL is installed."""
+    no_display = not environ.get("DISPLAY") and not environ.get("WAYLAND_DISPLAY")
+    if no_display and "MUJOCO_GL" not in environ and has_egl:
+        environ["MUJOCO_GL"] = "egl"
+
+
+def first_frame(env) -> np.ndarray:
+    """The first rendered frame of env, or a RenderError saying what to set for offscreen rendering."""
+    try:
+        return env.render()
+    except Exception as error:
+        backend = os.environ.get("MUJOCO_GL", "unset")
+        raise RenderError(
+            f"cannot render {env.spec.id if env.spec else env} (MUJOCO_GL={backend}; {type(error).__name__}: "
+            f"{error}). {RENDER_HINT}"
+        ) from error
 
 
 def record_video(agent, out: pathlib.Path) -> pathlib.Path:
@@ -176,7 +212,7 @@ def record_video(agent, out: pathlib.Path) -> pathlib.Path:
 
     env = gym.make(agent.config.env, render_mode="rgb_array")
     obs, _ = env.reset(seed=EVAL_SEED)
-    frames, done = [env.render()], False
+    frames, done = [first_frame(env)], False
     while not done:
         obs, _, terminated, truncated, _ = env.step(agent.act(obs))
         frames.append(env.render())
@@ -229,7 +265,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2)
     try:
         COMMANDS[argv[0]](argv[1:])
-    except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as error:
+    except (ValueError, TypeError, FileNotFoundError, FloatingPointError, RenderError) as error:
         print(f"dpgkit {argv[0]}: error: {error}", file=sys.stderr)
         raise SystemExit(1) from error
 
