@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 import pathlib
 import re
+import subprocess
+import sys
 import warnings
 
 import jax
 import numpy as np
 import pytest
 
+import dpgkit
 from dpgkit import DDPG, TD3
 from dpgkit.train import NonFiniteError
 from envs_for_tests import ProbeFaulty, ProbeImageObs, ProbeInfiniteActions
@@ -357,3 +361,40 @@ def test_an_edited_checkpoint_is_named_with_the_entry(edit, message):
     with pytest.raises(ValueError, match=message) as excinfo:
         Agent.from_checkpoint(arrays, meta, FIXTURE_TD3)
     assert str(excinfo.value).startswith(f"checkpoint {FIXTURE_TD3}: ")
+
+
+PYTHON_O_CHECKS = """
+import sys
+
+import numpy as np
+
+from dpgkit.config import Config, validate, warmup_only
+from dpgkit.envs import check_observation, env_factory
+from dpgkit.train import config_from_meta
+
+checks = {
+    "tau": lambda: validate(Config(tau=0.0)),
+    "seed": lambda: validate(Config(seed=-1)),
+    "batch_size": lambda: validate(Config(batch_size=512, buffer_size=100)),
+    "observation": lambda: check_observation(np.zeros(4, np.float32), (3,)),
+    "nan": lambda: check_observation(np.full(3, np.nan, np.float32), (3,)),
+    "env_id": lambda: env_factory("Pendulm-v1"),
+    "meta": lambda: config_from_meta(Config, {"config": {"warp_drive": 1}}),
+}
+caught = []
+for name, check in checks.items():
+    try:
+        check()
+    except ValueError:
+        caught.append(name)
+print(sys.flags.optimize, ",".join(caught), warmup_only(Config(total_steps=10), 10) is not None)
+"""
+
+
+def test_validation_survives_python_dash_o():
+    src = pathlib.Path(dpgkit.__file__).parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-O", "-c", PYTHON_O_CHECKS]
+    done = subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "tau,seed,batch_size,observation,nan,env_id,meta", "True"]
