@@ -40,7 +40,7 @@ def test_log_and_read_back_per_seed_scalar_and_nan(tmp_path):
         np.testing.assert_array_equal(metrics["charts/SPS"][seed][0], [1000, 2000])
         np.testing.assert_array_equal(metrics["charts/SPS"][seed][1], [812.25, 790.0])
     lines = (tmp_path / "metrics.csv").read_text().splitlines()
-    assert lines[0] == "step,seed,key,value"
+    assert lines[0] == "step,seed,key,value,run"
     assert len(lines) == 1 + 7
 
 
