@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 import functools
+import os
+import pathlib
 import re
+import subprocess
+import sys
+import warnings
 
 import jax
 import numpy as np
 import pytest
 
+import dpgkit
 from dpgkit import DDPG, TD3
 from dpgkit.train import NonFiniteError
 from envs_for_tests import ProbeFaulty, ProbeImageObs, ProbeInfiniteActions
@@ -65,6 +72,7 @@ def test_env_instance_is_accepted_and_checked(tmp_path):
         ({"tau": 1.5}, "tau"),
         ({"gamma": 1.5}, "gamma"),
         ({"learning_starts": -1}, "learning_starts"),
+        ({"seed": -1}, "seed"),
         ({"hidden": ()}, "hidden"),
         ({"explore": "pink"}, "explore"),
         ({"atoms": 1}, "atoms"),
@@ -84,6 +92,7 @@ def test_env_instance_is_accepted_and_checked(tmp_path):
         "tau_1.5",
         "gamma",
         "learning_starts",
+        "seed",
         "hidden",
         "explore",
         "atoms",
@@ -239,3 +248,153 @@ def test_fresh_run_refuses_a_run_dir_holding_a_checkpoint(tmp_path):
         second.learn(20)
     assert latest_checkpoint(tmp_path) == saved and second.steps == 0
     TD3.load(tmp_path).learn(20)  # resuming the run itself is fine
+
+
+# --------------------------------------------------------------------------------------------------
+# runs that would take no gradient step
+# --------------------------------------------------------------------------------------------------
+
+
+def test_training_to_the_total_without_reaching_learning_starts_is_refused(tmp_path):
+    agent = TD3("Pendulum-v1", run_dir=str(tmp_path), total_steps=50, learning_starts=100, **TINY)
+    with pytest.raises(ValueError, match="no gradient update would happen") as excinfo:
+        agent.learn()
+    assert "env step 50" in str(excinfo.value) and "step 100" in str(excinfo.value)
+    assert agent.steps == 0 and not (tmp_path / "metrics.csv").exists()
+
+
+def test_a_learn_call_ending_before_learning_starts_warns(tmp_path):
+    agent = TD3("Pendulum-v1", run_dir=str(tmp_path), learning_starts=30, **TINY)
+    with pytest.warns(UserWarning, match="ends at env step 20, before learning starts at step 30"):
+        agent.learn(20)
+    assert agent.trainer.updates == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        agent.learn(10)  # this call reaches learning_starts: one update, no warning
+    assert agent.trainer.updates == 1
+
+
+def test_learn_past_the_total_steps_says_where_the_run_is(tmp_path):
+    agent = TD3("Pendulum-v1", run_dir=str(tmp_path), learning_starts=10, **TINY)
+    agent.learn(20)
+    agent.config = agent.config.replace(total_steps=12)
+    with pytest.raises(ValueError, match=r"already at env step 20, past config.total_steps \(12\)"):
+        agent.learn()
+    assert agent.steps == 20
+
+
+# --------------------------------------------------------------------------------------------------
+# acting and evaluating on bad input
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def loaded_td3():
+    from dpgkit.algos import Agent
+
+    return Agent.load(FIXTURE_TD3)
+
+
+FIXTURE_TD3 = pathlib.Path(__file__).parent / "fixtures" / "format1_td3"
+
+
+@pytest.mark.parametrize("shape", [(4,), (2, 2), ()])
+def test_act_on_an_observation_of_the_wrong_shape_names_the_expected_one(loaded_td3, shape):
+    with pytest.raises(ValueError, match=rf"shape {re.escape(str(shape))}; .*shape \(3,\)"):
+        loaded_td3.act(np.zeros(shape))
+
+
+def test_act_on_a_batch_of_observations_is_accepted(loaded_td3):
+    assert loaded_td3.act(np.zeros((5, 3))).shape == (5, 1)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_act_on_a_non_finite_observation_is_refused(loaded_td3, bad):
+    with pytest.raises(ValueError, match=r"NaN or inf \(at index \(1, 2\)\)"):
+        loaded_td3.act(np.array([[0.0, 0.0, 0.0], [0.0, 0.0, bad]]))
+
+
+@pytest.mark.parametrize("episodes", [0, -2, 1.5])
+def test_evaluate_needs_a_positive_number_of_episodes(loaded_td3, episodes):
+    with pytest.raises(ValueError, match=rf"episodes must be a positive integer, got {episodes}"):
+        loaded_td3.evaluate(episodes)
+
+
+# --------------------------------------------------------------------------------------------------
+# edited checkpoints
+# --------------------------------------------------------------------------------------------------
+
+
+def edited_meta(edit) -> tuple[dict, dict]:
+    """The TD3 fixture checkpoint's arrays and meta, with edit applied to a copy of the meta."""
+    from dpgkit.checkpoint import load_checkpoint
+
+    arrays, meta = load_checkpoint(FIXTURE_TD3)
+    meta = copy.deepcopy(meta)
+    edit(meta)
+    return arrays, meta
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: m.pop("algo"), r"meta.json has no 'algo' entry \(it holds collector, config, "),
+        (lambda m: m.pop("config"), "meta.json has no 'config' entry"),
+        (lambda m: m.pop("steps"), r"no 'steps' entry in meta.json or its arrays \(meta.json holds algo, "),
+        (lambda m: m["config"].pop("gamma"), "the config in meta.json has no field.s. gamma"),
+        (lambda m: m["config"].pop("hidden"), "the config in meta.json has no field.s. hidden"),
+        (
+            lambda m: m.update(algo="td4"),
+            "unknown algorithm 'td4' in meta.json; known: d4pg, ddpg, dpg, td3",
+        ),
+        (
+            lambda m: m["config"].update(warp_drive=True),
+            r"config field.s. warp_drive unknown to TD3Config of dpgkit \S+ \(the checkpoint was written by",
+        ),
+    ],
+    ids=["no_algo", "no_config", "no_steps", "no_gamma", "no_hidden", "unknown_algo", "newer_field"],
+)
+def test_an_edited_checkpoint_is_named_with_the_entry(edit, message):
+    from dpgkit.algos import Agent
+
+    arrays, meta = edited_meta(edit)
+    with pytest.raises(ValueError, match=message) as excinfo:
+        Agent.from_checkpoint(arrays, meta, FIXTURE_TD3)
+    assert str(excinfo.value).startswith(f"checkpoint {FIXTURE_TD3}: ")
+
+
+PYTHON_O_CHECKS = """
+import sys
+
+import numpy as np
+
+from dpgkit.config import Config, validate, warmup_only
+from dpgkit.envs import check_observation, env_factory
+from dpgkit.train import config_from_meta
+
+checks = {
+    "tau": lambda: validate(Config(tau=0.0)),
+    "seed": lambda: validate(Config(seed=-1)),
+    "batch_size": lambda: validate(Config(batch_size=512, buffer_size=100)),
+    "observation": lambda: check_observation(np.zeros(4, np.float32), (3,)),
+    "nan": lambda: check_observation(np.full(3, np.nan, np.float32), (3,)),
+    "env_id": lambda: env_factory("Pendulm-v1"),
+    "meta": lambda: config_from_meta(Config, {"config": {"warp_drive": 1}}),
+}
+caught = []
+for name, check in checks.items():
+    try:
+        check()
+    except ValueError:
+        caught.append(name)
+print(sys.flags.optimize, ",".join(caught), warmup_only(Config(total_steps=10), 10) is not None)
+"""
+
+
+def test_validation_survives_python_dash_o():
+    src = pathlib.Path(dpgkit.__file__).parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-O", "-c", PYTHON_O_CHECKS]
+    done = subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "tau,seed,batch_size,observation,nan,env_id,meta", "True"]

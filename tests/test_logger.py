@@ -1,10 +1,11 @@
+import pathlib
 import struct
 
 import numpy as np
 import pytest
 from tensorboardX.proto.event_pb2 import Event
 
-from dpgkit.logger import RunLogger, read_metrics
+from dpgkit.logger import RunLogger, read_metrics, run_ids
 
 
 def _tb_scalars(seed_dir):
@@ -39,7 +40,7 @@ def test_log_and_read_back_per_seed_scalar_and_nan(tmp_path):
         np.testing.assert_array_equal(metrics["charts/SPS"][seed][0], [1000, 2000])
         np.testing.assert_array_equal(metrics["charts/SPS"][seed][1], [812.25, 790.0])
     lines = (tmp_path / "metrics.csv").read_text().splitlines()
-    assert lines[0] == "step,seed,key,value"
+    assert lines[0] == "step,seed,key,value,run"
     assert len(lines) == 1 + 7
 
 
@@ -103,3 +104,52 @@ def test_read_metrics_takes_the_csv_file_itself(tmp_path):
     copy.write_text((tmp_path / "metrics.csv").read_text())
     steps, values = read_metrics(copy)["eval/return"][0]
     assert steps.tolist() == [5000] and values.tolist() == [12.5]
+
+
+def _log_run(run_dir, run_id, steps, offset=0.0):
+    with RunLogger(run_dir, seeds=[0], tensorboard=False, run_id=run_id) as logger:
+        for step in steps:
+            logger.log(step, {"eval/return": step + offset})
+
+
+def test_each_row_names_its_run_and_runs_read_apart(tmp_path):
+    _log_run(tmp_path, "first", [0, 1000])
+    _log_run(tmp_path, "second", [0, 1000, 2000], offset=0.5)
+    lines = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert lines[0] == "step,seed,key,value,run"
+    assert lines[1] == "0,0,eval/return,0.0,first" and lines[-1] == "2000,0,eval/return,2000.5,second"
+    assert run_ids(tmp_path) == ["first", "second"]
+    steps, values = read_metrics(tmp_path, "first")["eval/return"][0]
+    np.testing.assert_array_equal(steps, [0, 1000])
+    np.testing.assert_array_equal(values, [0.0, 1000.0])
+    steps, values = read_metrics(tmp_path, "second")["eval/return"][0]
+    np.testing.assert_array_equal(values, [0.5, 1000.5, 2000.5])
+
+
+def test_a_resumed_run_relogging_steps_stays_one_run(tmp_path):
+    _log_run(tmp_path, "run", [0, 1000, 2000, 3000])
+    _log_run(tmp_path, "run", [2000, 3000, 4000], offset=0.5)  # resumed from its checkpoint at step 1000
+    assert run_ids(tmp_path) == ["run"]
+    steps, values = read_metrics(tmp_path, "run")["eval/return"][0]
+    np.testing.assert_array_equal(steps, [0, 1000, 2000, 3000, 4000])
+    np.testing.assert_array_equal(values, [0.0, 1000.0, 2000.5, 3000.5, 4000.5])  # the re-logged steps win
+
+
+def test_a_four_column_file_is_read_and_appended_to_in_its_format(tmp_path):
+    (tmp_path / "metrics.csv").write_text("step,seed,key,value\n0,0,eval/return,-5.0\n")
+    _log_run(tmp_path, "new", [1000])
+    lines = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert lines == ["step,seed,key,value", "0,0,eval/return,-5.0", "1000,0,eval/return,1000.0"]
+    assert run_ids(tmp_path) == [""]
+    np.testing.assert_array_equal(read_metrics(tmp_path)["eval/return"][0][1], [-5.0, 1000.0])
+
+
+def test_committed_four_column_csvs_still_read():
+    root = pathlib.Path(__file__).parent.parent
+    paths = sorted((root / "benchmarks" / "results").glob("*.csv"))
+    paths = [p for p in paths if p.read_text().startswith("step,seed,key,value\n")]
+    assert paths
+    for path in paths:
+        metrics = read_metrics(path)
+        assert metrics and all(len(s) == len(v) > 0 for c in metrics.values() for s, v in c.values()), path
+        assert run_ids(path) == [""]

@@ -81,3 +81,21 @@ def test_missing_metrics_file(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no metrics.csv"):
         plot_runs([tmp_path / "empty"])
+
+
+def test_a_file_of_several_runs_is_plotted_apart_and_a_resumed_run_as_one(tmp_path):
+    from dpgkit.plot import run_curves
+
+    for run_id, steps in (("aaaa1111", range(0, 3001, 1000)), ("aaaa1111", range(2000, 5001, 1000))):
+        with RunLogger(tmp_path / "resumed", seeds=[0], tensorboard=False, run_id=run_id) as logger:
+            for step in steps:
+                logger.log(step, {"eval/return": float(step)})
+    assert [name for name, _ in run_curves(tmp_path / "resumed", "eval/return")] == ["resumed"]
+    for run_id in ("aaaa1111", "bbbb2222"):
+        with RunLogger(tmp_path / "two", seeds=[0, 1], tensorboard=False, run_id=run_id) as logger:
+            logger.log(0, {"eval/return": 0.0})
+            logger.log(1000, {"eval/return": 1.0 if run_id == "aaaa1111" else 2.0})
+    curves = run_curves(tmp_path / "two", "eval/return")
+    assert [name for name, _ in curves] == ["two, run aaaa1111", "two, run bbbb2222"]
+    assert [c[0][1].tolist() for _, c in curves] == [[0.0, 1.0], [0.0, 2.0]]
+    assert plot_runs([tmp_path / "two"]).read_bytes().startswith(PNG_MAGIC)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import ctypes.util
+import difflib
+import os
 import pathlib
 import sys
+from collections.abc import MutableMapping
 
 import numpy as np
 import tyro
@@ -12,6 +16,8 @@ import tyro
 from dpgkit.algos import ALGORITHMS, DDPG
 from dpgkit.checkpoint import CheckpointSpaceError
 from dpgkit.config import Config, ddpg_paper_config
+from dpgkit.envs.spaces import split_env_id
+from dpgkit.presets import load_preset, preset_source
 from dpgkit.train import EnvError, TrainingInterrupted
 
 USAGE = """dpgkit <command> [options]
@@ -25,27 +31,81 @@ commands:
 
 
 def train_config(algo: str, args: list[str]) -> Config:
-    """Parse train options with tyro on top of the algorithm's defaults and the env's preset."""
+    """Parse train options with tyro over the algorithm's defaults and the preset of the (default) env."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--env", default=None)
     known, _ = pre.parse_known_args(args)
+    env = known.env or algorithm_class(algo).config_class.env
     if algo == "ddpg-paper":
-        default = ddpg_paper_config()
-        default = default.replace(env=known.env) if known.env else default
+        default = ddpg_paper_config().replace(env=env)
     else:
-        default = ALGORITHMS[algo].default_config(known.env)
-    return tyro.cli(type(default), default=default, args=args, prog=f"dpgkit train {algo}")
+        default = ALGORITHMS[algo].default_config(env)
+    description = f"{algorithm_summary(algo)}\n\n{preset_note(algo, env)}"
+    return tyro.cli(
+        type(default), default=default, args=args, prog=f"dpgkit train {algo}", description=description
+    )
+
+
+def preset_note(algo: str, env: str) -> str:
+    """Which preset the defaults shown by `dpgkit train ALGO --help` include, for env."""
+    if algo == "ddpg-paper":
+        return f"Defaults: Lillicrap et al.'s settings on {env}; no env preset applies."
+    if preset_source(algo, env) is None and not load_preset(algo, env):
+        return f"Defaults: {algo}'s own on {env} (no preset for it); --env X gives X's preset, if any."
+    return (
+        f'Defaults: {algo}\'s with the preset [{algo}."{split_env_id(env)[1]}"] '
+        "(values and sources in dpgkit/presets.toml); --env X gives X's preset instead."
+    )
+
+
+def unknown_choice(what: str, name: str, choices: list[str]) -> str:
+    """The message for a name not among choices: all the choices, and the close matches if any."""
+    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
+    hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+    return f"unknown {what} {name!r}; choose one of {', '.join(choices)}{hint}"
+
+
+def train_usage() -> str:
+    """The usage of `dpgkit train`, listing each algorithm with its first docstring line."""
+    lines = [f"  {name:<11} {algorithm_summary(name)}" for name in train_choices()]
+    return "\n".join(
+        [
+            "usage: dpgkit train ALGO --env ENV_ID [options]\n\nalgorithms:",
+            *lines,
+            "\nevery option of one algorithm, with its meaning: dpgkit train ALGO --help",
+        ]
+    )
+
+
+def train_choices() -> list[str]:
+    """The algorithm names `dpgkit train` takes."""
+    return sorted([*ALGORITHMS, "ddpg-paper"])
+
+
+def algorithm_summary(algo: str) -> str:
+    """The first docstring line of a `dpgkit train` algorithm (DDPG.paper's for ddpg-paper)."""
+    documented = DDPG.paper if algo == "ddpg-paper" else ALGORITHMS[algo]
+    return documented.__doc__.splitlines()[0]
+
+
+def algorithm_class(algo: str) -> type:
+    """The agent class of a `dpgkit train` algorithm name."""
+    return DDPG if algo == "ddpg-paper" else ALGORITHMS[algo]
 
 
 def train(argv: list[str]) -> None:
     """dpgkit train ALGO [options]."""
-    choices = sorted([*ALGORITHMS, "ddpg-paper"])
-    if not argv or argv[0] not in choices:
-        raise SystemExit(f"usage: dpgkit train {{{','.join(choices)}}} --env ENV_ID [options]")
+    if argv and argv[0] in ("-h", "--help"):
+        print(train_usage())
+        raise SystemExit(0)
+    if not argv:
+        print(train_usage(), file=sys.stderr)
+        raise SystemExit(2)
+    if argv[0] not in train_choices():
+        raise SystemExit(f"dpgkit train: error: {unknown_choice('algorithm', argv[0], train_choices())}")
     algo, args = argv[0], argv[1:]
     config = train_config(algo, args)
-    agent_class = DDPG if algo == "ddpg-paper" else ALGORITHMS[algo]
-    agent = agent_class(config.env, config=config)
+    agent = algorithm_class(algo)(config.env, config=config)
     print(f"training {algo} on {config.env}, {config.seeds} seed(s), logs in {agent.run_dir}")
     agent.learn()
     finish(agent)
@@ -71,11 +131,24 @@ def resume(argv: list[str]) -> None:
     from dpgkit.algos import Agent
 
     agent = Agent.load(args.run_dir)
+    if args.total_steps is not None and args.total_steps < agent.steps:
+        raise ValueError(
+            f"{args.run_dir} is already at step {agent.steps}: --total-steps is the run's new total, not the "
+            f"steps to add; pass more than {agent.steps}, e.g. --total-steps "
+            f"{agent.steps + args.total_steps} to train {args.total_steps} more"
+        )
     if args.total_steps is not None:
         agent.config = agent.config.replace(total_steps=args.total_steps)
     print(f"resuming {agent.name} on {agent.config.env} at step {agent.steps} of {agent.config.total_steps}")
     agent.learn()
     finish(agent)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
 
 
 def evaluate(argv: list[str]) -> None:
@@ -84,11 +157,15 @@ def evaluate(argv: list[str]) -> None:
         prog="dpgkit eval", description="Deterministic evaluation of a saved run."
     )
     parser.add_argument("run_dir", help="run directory (or checkpoint folder)")
-    parser.add_argument("--episodes", type=int, default=10, help="episodes per seed")
+    parser.add_argument("--episodes", type=positive_int, default=10, help="episodes per seed")
     parser.add_argument(
         "--video", action="store_true", help="also record one episode to RUN_DIR/videos/eval.mp4"
     )
     args = parser.parse_args(argv)
+    if args.video:
+        headless_rendering(
+            os.environ, ctypes.util.find_library("EGL") is not None
+        )  # before mujoco is imported
     from dpgkit.algos import Agent
 
     agent = Agent.load(args.run_dir)
@@ -97,6 +174,35 @@ def evaluate(argv: list[str]) -> None:
         print(f"seed {seed}: {r.mean():.1f} ± {r.std():.1f} over {r.size} episodes")
     if args.video:
         print(f"video: {record_video(agent, pathlib.Path(args.run_dir) / 'videos' / 'eval.mp4')}")
+
+
+class RenderError(RuntimeError):
+    """The environment could not render frames for a video."""
+
+
+RENDER_HINT = (
+    "MuJoCo envs render through an OpenGL backend chosen by MUJOCO_GL: without a display set MUJOCO_GL=egl "
+    "(a GPU driver or Mesa's libEGL) or MUJOCO_GL=osmesa (software, needs libOSMesa), or run with a DISPLAY"
+)
+
+
+def headless_rendering(environ: MutableMapping[str, str], has_egl: bool) -> None:
+    """Choose MuJoCo's EGL backend when there is no display, MUJOCO_GL is not set and libEGL is installed."""
+    no_display = not environ.get("DISPLAY") and not environ.get("WAYLAND_DISPLAY")
+    if no_display and "MUJOCO_GL" not in environ and has_egl:
+        environ["MUJOCO_GL"] = "egl"
+
+
+def first_frame(env) -> np.ndarray:
+    """The first rendered frame of env, or a RenderError saying what to set for offscreen rendering."""
+    try:
+        return env.render()
+    except Exception as error:
+        backend = os.environ.get("MUJOCO_GL", "unset")
+        raise RenderError(
+            f"cannot render {env.spec.id if env.spec else env} (MUJOCO_GL={backend}; {type(error).__name__}: "
+            f"{error}). {RENDER_HINT}"
+        ) from error
 
 
 def record_video(agent, out: pathlib.Path) -> pathlib.Path:
@@ -108,7 +214,7 @@ def record_video(agent, out: pathlib.Path) -> pathlib.Path:
 
     env = gym.make(agent.config.env, render_mode="rgb_array")
     obs, _ = env.reset(seed=EVAL_SEED)
-    frames, done = [env.render()], False
+    frames, done = [first_frame(env)], False
     while not done:
         obs, _, terminated, truncated, _ = env.step(agent.act(obs))
         frames.append(env.render())
@@ -133,8 +239,15 @@ def plot(argv: list[str]) -> None:
     )
     parser.add_argument("--max-step", type=int, default=None, help="crop the x axis")
     args = parser.parse_args(argv)
+    from dpgkit.logger import run_ids
     from dpgkit.plot import plot_runs
 
+    for run_dir in args.run_dirs:
+        ids = run_ids(run_dir) if (pathlib.Path(run_dir) / "metrics.csv").is_file() else []
+        if len(ids) > 1:
+            print(
+                f"{run_dir}/metrics.csv holds {len(ids)} runs ({', '.join(i[:8] for i in ids)}): plotted apart"
+            )
     out = plot_runs(args.run_dirs, args.out, args.key, args.reference, args.reference_env, args.max_step)
     print(f"wrote {out}")
 
@@ -145,15 +258,27 @@ COMMANDS = {"train": train, "resume": resume, "eval": evaluate, "plot": plot}
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `dpgkit` command."""
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+    if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
-        raise SystemExit(0 if not argv or argv[0] in ("-h", "--help") else 2)
+        raise SystemExit(0)
+    if argv[0] not in COMMANDS:
+        print(USAGE, file=sys.stderr)
+        print(f"dpgkit: error: {unknown_choice('command', argv[0], list(COMMANDS))}", file=sys.stderr)
+        raise SystemExit(2)
     try:
         COMMANDS[argv[0]](argv[1:])
     except TrainingInterrupted as stop:
         print(f"dpgkit {argv[0]}: stopped by {stop}", file=sys.stderr)
         raise SystemExit(130) from stop
-    except (ValueError, TypeError, FileNotFoundError, FloatingPointError, EnvError, CheckpointSpaceError) as error:
+    except (
+        ValueError,
+        TypeError,
+        FileNotFoundError,
+        FloatingPointError,
+        RenderError,
+        EnvError,
+        CheckpointSpaceError,
+    ) as error:
         print(f"dpgkit {argv[0]}: error: {error}", file=sys.stderr)
         raise SystemExit(1) from error
 

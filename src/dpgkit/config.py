@@ -201,6 +201,7 @@ def validate(config: Config) -> None:
         if not value > 0:
             raise ValueError(f"config.{name} must be > 0, got {value!r}")
     non_negative = [
+        "seed",
         "learning_starts",
         "critic_l2",
         "final_init",
@@ -256,6 +257,26 @@ def validate(config: Config) -> None:
         raise ValueError(
             f"config.explore must be 'gaussian', 'ou', 'param' or 'noisy', got {config.explore!r}"
         )
+
+
+def steps_left(config: Config, steps: int) -> int:
+    """Env steps from `steps` to config.total_steps; a run already past its total is an error saying so."""
+    if steps > config.total_steps:
+        raise ValueError(
+            f"the run is already at env step {steps}, past config.total_steps ({config.total_steps}): "
+            f"total_steps is the run's total, not the steps to add; set it above {steps} to train further"
+        )
+    return config.total_steps - steps
+
+
+def warmup_only(config: Config, end_step: int) -> str | None:
+    """Why no gradient update would happen in training up to end_step (before learning_starts), or None."""
+    if end_step >= config.learning_starts:
+        return None
+    return (
+        f"no gradient update would happen: training ends at env step {end_step}, before learning starts at "
+        f"step {config.learning_starts} (learning_starts); lower learning_starts or train for more steps"
+    )
 
 
 @dataclass(frozen=True)

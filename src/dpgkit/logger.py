@@ -5,13 +5,15 @@ from __future__ import annotations
 import csv
 import os
 import pathlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Self
 
 import numpy as np
 
 METRICS_FILE = "metrics.csv"
-HEADER = ["step", "seed", "key", "value"]
+HEADER = ["step", "seed", "key", "value", "run"]
+FORMAT1_HEADER = HEADER[:4]
+"""The header of files written before rows named their run: read as one run, appended to without run ids."""
 
 
 def _complete_lines(text: str) -> list[str]:
@@ -21,11 +23,15 @@ def _complete_lines(text: str) -> list[str]:
 
 
 class RunLogger:
-    """Log metrics for several seeds to run_dir/metrics.csv and one TensorBoard writer per seed."""
+    """Log metrics for several seeds to run_dir/metrics.csv, each row with the run's id, and one TensorBoard
+    writer per seed."""
 
-    def __init__(self, run_dir: str | os.PathLike, seeds: Sequence[int], tensorboard: bool = True):
+    def __init__(
+        self, run_dir: str | os.PathLike, seeds: Sequence[int], tensorboard: bool = True, run_id: str = ""
+    ):
         self.run_dir = pathlib.Path(run_dir)
         self.seeds = [int(s) for s in seeds]
+        self.run_id = run_id
         self.run_dir.mkdir(parents=True, exist_ok=True)
         path = self.run_dir / METRICS_FILE
         existing = path.read_text() if path.exists() else ""
@@ -36,6 +42,7 @@ class RunLogger:
         if not path.stat().st_size:
             self._csv.writerow(HEADER)
             self._file.flush()
+        self.names_runs = existing.split("\n", 1)[0] != ",".join(FORMAT1_HEADER)
         self._writers = {}
         if tensorboard:
             from tensorboardX import SummaryWriter
@@ -57,7 +64,7 @@ class RunLogger:
             for seed, v in zip(self.seeds, values.tolist()):
                 if np.isnan(v):
                     continue
-                rows.append((step, seed, key, v))
+                rows.append((step, seed, key, v, self.run_id) if self.names_runs else (step, seed, key, v))
                 if self._writers:
                     self._writers[seed].add_scalar(key, v, step)
         self._csv.writerows(rows)
@@ -78,18 +85,37 @@ class RunLogger:
         self.close()
 
 
-def read_metrics(run: str | os.PathLike) -> dict[str, dict[int, tuple[np.ndarray, np.ndarray]]]:
-    """Parse run/metrics.csv, or a CSV in its format, into {key: {seed: (steps, values)}}; last duplicate wins."""
+def metric_rows(run: str | os.PathLike) -> Iterator[tuple[int, int, str, float, str]]:
+    """(step, seed, key, value, run id) of each complete row of run/metrics.csv or a CSV in its format ("" as
+    the run id of rows that name none)."""
     path = pathlib.Path(run)
     path = path if path.is_file() else path / METRICS_FILE
-    lines = _complete_lines(path.read_text())
-    reader = csv.reader(lines)
+    reader = csv.reader(_complete_lines(path.read_text()))
     header = next(reader, None)
-    if header != HEADER:
-        raise ValueError(f"{path}: expected header {','.join(HEADER)}, got {header}")
+    if header not in (HEADER, FORMAT1_HEADER):
+        raise ValueError(
+            f"{path}: expected header {','.join(HEADER)} or {','.join(FORMAT1_HEADER)}, got {header}"
+        )
+    for step, seed, key, value, *run_id in reader:
+        yield int(step), int(seed), key, float(value), run_id[0] if run_id else ""
+
+
+def run_ids(run: str | os.PathLike) -> list[str]:
+    """The ids of the runs that logged to run/metrics.csv (or a CSV in its format), in order of appearance."""
+    return list(dict.fromkeys(row[4] for row in metric_rows(run)))
+
+
+def read_metrics(
+    run: str | os.PathLike, run_id: str | None = None
+) -> dict[str, dict[int, tuple[np.ndarray, np.ndarray]]]:
+    """Parse run/metrics.csv, or a CSV in its format, into {key: {seed: (steps, values)}}; last duplicate wins.
+
+    run_id keeps only that run's rows (None: every row, as if the file held one run).
+    """
     latest: dict[str, dict[int, dict[int, float]]] = {}
-    for step, seed, key, value in reader:
-        latest.setdefault(key, {}).setdefault(int(seed), {})[int(step)] = float(value)
+    for step, seed, key, value, row_run in metric_rows(run):
+        if run_id is None or row_run == run_id:
+            latest.setdefault(key, {}).setdefault(seed, {})[step] = value
     result = {}
     for key, per_seed in latest.items():
         result[key] = {}

@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from dpgkit.logger import METRICS_FILE, read_metrics
+from dpgkit.logger import METRICS_FILE, read_metrics, run_ids
 
 REFERENCE_COLUMNS = ("env", "seed", "step", "eval_return")
 
@@ -66,6 +66,29 @@ def _plot_band(ax, curves, max_step, label, **line_kw) -> None:
     ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
 
 
+def run_curves(run_dir: str | os.PathLike, key: str) -> list[tuple[str, dict]]:
+    """(label, {seed: (steps, values)}) of `key` for each run that logged to run_dir, apart when several did."""
+    if not (pathlib.Path(run_dir) / METRICS_FILE).is_file():
+        raise ValueError(f"{run_dir}: no {METRICS_FILE} found")
+    name = pathlib.Path(os.path.abspath(run_dir)).name
+    ids = run_ids(run_dir)
+    if len(ids) < 2:
+        metrics = read_metrics(run_dir)
+        if key not in metrics:
+            raise ValueError(f"{run_dir}: key {key!r} not logged; keys present: {sorted(metrics)}")
+        return [(name, metrics[key])]
+    per_run = {run_id: read_metrics(run_dir, run_id) for run_id in ids}
+    curves = [
+        (f"{name}, run {run_id[:8] or '(unnamed)'}", m[key]) for run_id, m in per_run.items() if key in m
+    ]
+    if not curves:
+        keys = sorted({k for m in per_run.values() for k in m})
+        raise ValueError(
+            f"{run_dir}: key {key!r} not logged by any of its {len(ids)} runs; keys present: {keys}"
+        )
+    return curves
+
+
 def plot_runs(
     run_dirs: Sequence[str | os.PathLike],
     out: str | os.PathLike | None = None,
@@ -79,14 +102,7 @@ def plot_runs(
         raise ValueError("plot_runs needs at least one run dir")
     if reference is not None and reference_env is None:
         raise ValueError("reference_env (e.g. 'HalfCheetah') is required when reference is given")
-    runs = []
-    for run_dir in run_dirs:
-        if not (pathlib.Path(run_dir) / METRICS_FILE).is_file():
-            raise ValueError(f"{run_dir}: no {METRICS_FILE} found")
-        metrics = read_metrics(run_dir)
-        if key not in metrics:
-            raise ValueError(f"{run_dir}: key {key!r} not logged; keys present: {sorted(metrics)}")
-        runs.append((pathlib.Path(os.path.abspath(run_dir)).name, metrics[key]))
+    runs = [curve for run_dir in run_dirs for curve in run_curves(run_dir, key)]
 
     fig = Figure(figsize=(8, 5))
     FigureCanvasAgg(fig)

@@ -11,6 +11,8 @@ import tomllib
 from importlib import resources
 from typing import Any
 
+from dpgkit.envs.spaces import split_env_id
+
 _INT_FIELDS = frozenset(
     {
         "total_steps",
@@ -106,14 +108,17 @@ def _load() -> dict[str, dict[str, dict[str, Any]]]:
 
 
 def load_preset(algo: str, env_id: str) -> dict:
-    """Return the preset config values for algo on env_id (no "source"); {} if there is none."""
-    table = _load().get(algo, {}).get(env_id, {})
+    """Return the preset config values for algo on env_id (no "source"); {} if there is none.
+
+    A "module:EnvName-v0" id takes the preset of EnvName-v0, the env Gymnasium makes from it.
+    """
+    table = _load().get(algo, {}).get(split_env_id(env_id)[1], {})
     return {k: v for k, v in table.items() if k != "source"}
 
 
 def preset_source(algo: str, env_id: str) -> str | None:
     """Return the provenance note of the preset for algo on env_id, or None if there is none."""
-    return _load().get(algo, {}).get(env_id, {}).get("source")
+    return _load().get(algo, {}).get(split_env_id(env_id)[1], {}).get("source")
 
 
 def all_presets() -> dict[str, dict[str, dict]]:

@@ -212,7 +212,7 @@ class LoopTrainer:
             raise ValueError(f"total_steps must be >= 0, got {total_steps}")
         claim_run_dir(self.run_dir, self.run_id)
         config, target = self.config, self.steps + total_steps
-        logger = RunLogger(self.run_dir, self.agent_seeds)
+        logger = RunLogger(self.run_dir, self.agent_seeds, run_id=self.run_id)
         stats = new_stats(config.seeds)
         last_time, last_steps = time.perf_counter(), self.steps
         clock = CheckpointClock(config.checkpoint_seconds)
@@ -501,8 +501,29 @@ def summarize(stats: dict, sps: float) -> dict:
         }
 
 
-def config_from_meta(config_class: type[Config], meta: dict) -> Config:
-    """Rebuild the config saved in a checkpoint."""
-    values = dict(meta["config"])
+def meta_entry(meta: dict, name: str, where: str):
+    """meta[name], or a ValueError naming where the meta came from and the entries it holds."""
+    if name not in meta:
+        raise ValueError(f"{where}: meta.json has no {name!r} entry (it holds {', '.join(sorted(meta))})")
+    return meta[name]
+
+
+FIELDS_ADDED_LATER = ("checkpoint_seconds", "keep_checkpoints")
+"""Config fields newer than some checkpoints (format 1 has none of them): a checkpoint without one takes its
+default."""
+
+
+def config_from_meta(config_class: type[Config], meta: dict, where: str = "checkpoint") -> Config:
+    """Rebuild the config saved in a checkpoint; a field missing, or unknown to this version, is named."""
+    values = dict(meta_entry(meta, "config", where))
+    fields = {f.name for f in dataclasses.fields(config_class)}
+    unknown, missing = sorted(set(values) - fields), sorted(fields - set(values) - set(FIELDS_ADDED_LATER))
+    if unknown:
+        raise ValueError(
+            f"{where}: config field(s) {', '.join(unknown)} unknown to {config_class.__name__} of dpgkit "
+            f"{__version__} (the checkpoint was written by dpgkit {meta.get('version', '(unknown)')})"
+        )
+    if missing:
+        raise ValueError(f"{where}: the config in meta.json has no field(s) {', '.join(missing)}")
     values["hidden"] = tuple(values["hidden"])
     return config_class(**values)

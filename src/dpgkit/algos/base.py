@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import warnings
 from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np
 
 from dpgkit.checkpoint import load_checkpoint
-from dpgkit.config import Config
-from dpgkit.envs import env_factory
+from dpgkit.config import Config, steps_left, warmup_only
+from dpgkit.envs import check_observation, env_factory
 from dpgkit.presets import load_preset
-from dpgkit.train import Trainer, config_from_meta
+from dpgkit.train import Trainer, config_from_meta, meta_entry
 
 
 class Agent:
@@ -22,6 +23,8 @@ class Agent:
     name = "base"
     config_class: type[Config] = Config
     trainer_class: type = Trainer
+    warms_up = True
+    """Whether the algorithm takes random actions and no update before config.learning_starts."""
 
     def __init__(
         self,
@@ -73,14 +76,29 @@ class Agent:
         return self.trainer.run_dir
 
     def learn(self, total_steps: int | None = None) -> Agent:
-        """Train for total_steps more env steps per seed (default: up to config.total_steps)."""
-        steps = self.config.total_steps - self.steps if total_steps is None else total_steps
+        """Train for total_steps more env steps per seed (default: up to config.total_steps).
+
+        Training to config.total_steps without reaching learning_starts is an error; a shorter learn(n) that
+        ends before it only warns, since a later call may reach it.
+        """
+        steps = steps_left(self.config, self.steps) if total_steps is None else total_steps
+        no_update = warmup_only(self.config, self.steps + steps) if self.warms_up else None
+        if no_update and total_steps is None:
+            raise ValueError(no_update)
+        if no_update:
+            warnings.warn(no_update, stacklevel=2)
         self.trainer.learn(steps)
         return self
+
+    @property
+    def observation_shape(self) -> tuple[int, ...]:
+        """Shape of one observation of the env."""
+        return self.trainer.collector.envs.single_observation_space.shape
 
     def act(self, obs: np.ndarray, agent: int = 0) -> np.ndarray:
         """Deterministic action in the env's units for one observation or a batch (agent: which seed)."""
         obs = np.asarray(obs, np.float32)
+        check_observation(obs, self.observation_shape)
         batch = obs.reshape((1, -1, obs.shape[-1]))
         stacked = np.repeat(batch, self.config.seeds, axis=0)
         action = self.trainer.collector.scaler.to_env(self.trainer.policy(stacked)[agent])
@@ -88,6 +106,8 @@ class Agent:
 
     def evaluate(self, episodes: int = 10) -> np.ndarray:
         """Returns of deterministic episodes on the fixed evaluation seeds: (episodes,), or (seeds, episodes)."""
+        if isinstance(episodes, bool) or not isinstance(episodes, int | np.integer) or episodes < 1:
+            raise ValueError(f"episodes must be a positive integer, got {episodes!r}")
         returns = self.trainer.evaluate(episodes)
         return returns[0] if self.config.seeds == 1 else returns
 
@@ -101,10 +121,27 @@ class Agent:
     ) -> Agent:
         """Load a checkpoint (a run dir or a checkpoint folder), ready to act or to continue learning."""
         arrays, meta = load_checkpoint(path)
-        if meta["algo"] != cls.name and cls is not Agent:
-            raise ValueError(f"{path} holds a {meta['algo']} checkpoint, not {cls.name}")
-        agent_class = ALGORITHMS[meta["algo"]] if cls is Agent else cls
-        config = config_from_meta(agent_class.config_class, meta)
+        return cls.from_checkpoint(arrays, meta, path, env)
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        arrays: dict,
+        meta: dict,
+        path: str | pathlib.Path,
+        env: str | gym.Env | Callable[[], gym.Env] | None = None,
+    ) -> Agent:
+        """The agent of a checkpoint's arrays and meta read from path; a missing or unknown entry is named."""
+        where = f"checkpoint {path}"
+        algo = meta_entry(meta, "algo", where)
+        if algo not in ALGORITHMS:
+            raise ValueError(
+                f"{where}: unknown algorithm {algo!r} in meta.json; known: {', '.join(sorted(ALGORITHMS))}"
+            )
+        if algo != cls.name and cls is not Agent:
+            raise ValueError(f"{path} holds a {algo} checkpoint, not {cls.name}")
+        agent_class = ALGORITHMS[algo] if cls is Agent else cls
+        config = config_from_meta(agent_class.config_class, meta, where)
         if env is None and config.env.startswith(CUSTOM):
             raise ValueError(
                 f"{path} was trained on a custom environment ({config.env}): pass env= to load it"
@@ -115,7 +152,13 @@ class Agent:
             else pathlib.Path(config.run_dir)
         )
         agent = agent_class(env or config.env, config=dataclasses.replace(config, run_dir=str(run_dir)))
-        agent.trainer.restore(arrays, meta)
+        try:
+            agent.trainer.restore(arrays, meta)
+        except KeyError as error:
+            raise ValueError(
+                f"{where}: no {error.args[0]!r} entry in meta.json or its arrays (meta.json holds "
+                f"{', '.join(sorted(meta))}); it was edited or written by another dpgkit version"
+            ) from error
         return agent
 
 

@@ -156,6 +156,7 @@ class DPG(Agent):
     name = "dpg"
     config_class = DPGConfig
     trainer_class = OnlineTrainer
+    warms_up = False
 
     def linear_gain(self, agent: int = 0) -> np.ndarray:
         """K of the linear actor in env units, u = -K s (features linear, symmetric bounds, unbounded obs)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import importlib
 from collections.abc import Callable
 
 import gymnasium as gym
@@ -12,13 +13,35 @@ import numpy as np
 CONTINUOUS_ALGOS = "DDPG, TD3, D4PG and DPG"
 
 
+def split_env_id(env_id: str) -> tuple[str, str]:
+    """(module, registered id) of Gymnasium's "module:EnvName-v0" form; module is "" for a plain id."""
+    module, colon, name = env_id.partition(":")
+    return (module, name) if colon else ("", env_id)
+
+
+def check_env_id(env_id: str) -> None:
+    """Import the module of a "module:EnvName-v0" id (it registers the env); require the id registered."""
+    module, name = split_env_id(env_id)
+    if module:
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise ValueError(
+                f"cannot import the module {module!r} of the env id {env_id!r} ({error}); it must be "
+                "importable (on sys.path, e.g. installed or in the current directory) and register the env"
+            ) from error
+    if name not in gym.registry:
+        close = difflib.get_close_matches(name, list(gym.registry), n=5, cutoff=0.6)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        registered_by = f" (importing {module!r} did not register it)" if module else ""
+        raise ValueError(f"unknown Gymnasium environment id {name!r}{registered_by}{hint}")
+
+
 def env_factory(env: str | gym.Env | Callable[[], gym.Env]) -> Callable[[], gym.Env]:
-    """A function making fresh copies of env: an id, an instance (deep-copied) or a factory."""
+    """A function making fresh copies of env: an id (or "module:EnvName-v0"), an instance (deep-copied) or a
+    factory."""
     if isinstance(env, str):
-        if env not in gym.registry:
-            close = difflib.get_close_matches(env, list(gym.registry), n=5, cutoff=0.6)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise ValueError(f"unknown Gymnasium environment id {env!r}{hint}")
+        check_env_id(env)
         return lambda: gym.make(env)
     if isinstance(env, gym.Env):
         template = env
@@ -68,6 +91,18 @@ def check_observation_space(space: gym.Space) -> None:
         )
     if not np.issubdtype(space.dtype, np.number):
         raise TypeError(f"the observation space {space} is not numeric")
+
+
+def check_observation(obs: np.ndarray, shape: tuple[int, ...]) -> None:
+    """Require one observation of the env's shape, or a batch of them, with finite values only."""
+    if obs.ndim < len(shape) or obs.shape[obs.ndim - len(shape) :] != shape:
+        raise ValueError(
+            f"the observation has shape {obs.shape}; the env's observations have shape {shape} "
+            f"(or a batch: (..., {', '.join(map(str, shape))}))"
+        )
+    if not np.isfinite(obs).all():
+        where = np.argwhere(~np.isfinite(obs))[0]
+        raise ValueError(f"the observation holds a NaN or inf (at index {tuple(where.tolist())})")
 
 
 class ActionScaler:
