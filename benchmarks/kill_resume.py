@@ -60,12 +60,14 @@ def newest_step(run: Path) -> int | None:
 def wait_for_start(process: subprocess.Popen) -> int | None:
     """Read until the command says it has started: the step `dpgkit resume` continues from, or None for
     `dpgkit train`."""
+    seen = []
     for line in process.stdout:
         if match := RESUMING.search(line):
             return int(match.group(1))
         if line.startswith("training "):
             return None
-    raise RuntimeError(f"dpgkit exited with {process.wait()} before it started training")
+        seen.append(line)
+    raise RuntimeError(f"dpgkit exited with {process.wait()} before it started training:\n{''.join(seen)}")
 
 
 def main() -> None:
