@@ -33,7 +33,7 @@ def status(key):
             return int(line.split()[1]) * 1024
 seeds, buffer_size, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 agent = TD3("HalfCheetah-v5", seeds=seeds, buffer_size=buffer_size, progress=False, run_dir=out + "/run")
-replay = agent.trainer.replay
+replay = agent.trainer.driver.replay
 rng = np.random.default_rng(0)
 for leaf in jax.tree_util.tree_leaves(replay.storage):
     leaf[...] = rng.standard_normal(leaf.shape, dtype=np.float32) if leaf.dtype == np.float32 else 0

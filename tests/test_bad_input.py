@@ -149,9 +149,9 @@ def test_non_finite_transition_stops_training(tmp_path, fault, what):
     assert re.search(r"\bstep \d+\b", message), message
     # the bad transition was not stored: the four good steps were
     assert agent.steps == 4
-    assert agent.trainer.replay.size[0] == 4
-    assert np.isfinite(agent.trainer.replay.storage.next_obs[0, :4]).all()
-    assert np.isfinite(agent.trainer.replay.storage.reward[0, :4]).all()
+    assert agent.trainer.driver.replay.size[0] == 4
+    assert np.isfinite(agent.trainer.driver.replay.storage.next_obs[0, :4]).all()
+    assert np.isfinite(agent.trainer.driver.replay.storage.reward[0, :4]).all()
 
 
 def test_non_finite_observation_message_names_the_failing_step(tmp_path):
@@ -185,19 +185,19 @@ def test_non_finite_loss_stops_training(tmp_path, replay):
     if (
         replay == "prioritized"
     ):  # |Q - y| = 1e38 is still finite: the priorities went in, the loss check stopped it
-        assert np.isfinite(agent.trainer.replay.trees[0].total())
+        assert np.isfinite(agent.trainer.driver.replay.trees[0].total())
 
 
 def test_non_finite_priority_stops_before_the_sum_tree(tmp_path):
     agent = DDPG("Pendulum-v1", run_dir=str(tmp_path), learning_starts=32, replay="prioritized", **TINY)
     agent.learn(40)
     trainer = agent.trainer
-    before = {name: value.copy() for name, value in trainer.replay.trees[0].state().items()}
+    before = {name: value.copy() for name, value in trainer.driver.replay.trees[0].state().items()}
     indices = np.array([[3, 5]])
-    trainer.pending_priorities = (indices, np.array([[[0.5, np.inf]]], np.float32))
+    trainer.driver.pending_priorities = (indices, np.array([[[0.5, np.inf]]], np.float32))
     with pytest.raises(NonFiniteError, match=r"TD error .*step 40\b"):
-        trainer.collect_step({"returns": [[]]})
-    np.testing.assert_array_equal(trainer.replay.trees[0].state()["sums"], before["sums"])
+        trainer.iteration({"returns": [[]]})
+    np.testing.assert_array_equal(trainer.driver.replay.trees[0].state()["sums"], before["sums"])
 
 
 def test_non_finite_error_names_the_last_good_checkpoint(tmp_path):
@@ -214,8 +214,8 @@ def test_non_finite_error_names_the_last_good_checkpoint(tmp_path):
     loaded = DDPG.load(tmp_path, env=make_env)
     assert loaded.steps == 6
     assert loaded.trainer.updates == 6 - 2 + 1
-    for leaf in jax.tree_util.tree_leaves(loaded.trainer.replay.storage):
-        assert np.isfinite(leaf[0, : loaded.trainer.replay.size[0]]).all()
+    for leaf in jax.tree_util.tree_leaves(loaded.trainer.driver.replay.storage):
+        assert np.isfinite(leaf[0, : loaded.trainer.driver.replay.size[0]]).all()
 
 
 def test_error_without_checkpoint_does_not_mention_one(tmp_path):

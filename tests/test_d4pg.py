@@ -33,7 +33,7 @@ def test_categorical_probe_puts_the_mass_around_the_reward(tmp_path):
     )
     obs = np.random.default_rng(7).uniform(-1.0, 1.0, (64, 1)).astype(np.float32)
     actions = np.random.default_rng(8).uniform(-1.0, 1.0, (64, 1)).astype(np.float32)
-    spec = agent.trainer.spec
+    spec = agent.trainer.driver.spec
 
     def distribution():
         critic = jax.tree_util.tree_map(lambda p: p[0, 0], agent.trainer.state.critic)
@@ -58,7 +58,7 @@ def test_replay_holds_n_step_transitions(tmp_path, actors):
         **QUIET,
     )  # fmt: skip
     agent.learn(10 * actors)  # 5 episodes per copy, all during the random warm-up
-    replay = agent.trainer.replay
+    replay = agent.trainer.driver.replay
     assert replay.size[0] == 10 * actors
     stored = jax.tree_util.tree_map(lambda x: x[0, : 10 * actors], replay.storage)
     first = np.all(stored.obs == ProbeTwoStep.FIRST, axis=-1)
@@ -75,22 +75,22 @@ def test_priorities_are_written_back_after_each_learner_call(tmp_path):
     agent = D4PG("Pendulum-v1", seed=1, run_dir=str(tmp_path), hidden=(32, 32), batch_size=16,
                  atoms=11, v_min=-850.0, v_max=0.0, learning_starts=50, **QUIET)  # fmt: skip
     agent.learn(50)
-    tree = agent.trainer.replay.trees[0]
+    tree = agent.trainer.driver.replay.trees[0]
     # 46 transitions (n = 5: the first window completes at step 5), all at the entry priority
     np.testing.assert_allclose(tree.values(np.arange(46)), 1.0)
     agent.learn(1)  # one learner call; its priorities are written back before the next transitions go in
-    assert agent.trainer.pending_priorities is not None
+    assert agent.trainer.driver.pending_priorities is not None
     agent.learn(1)
-    values = tree.values(np.arange(agent.trainer.replay.size[0]))
+    values = tree.values(np.arange(agent.trainer.driver.replay.size[0]))
     assert np.sum(~np.isclose(values, values.max())) > 5  # sampled rows got their own KL priorities
-    assert agent.trainer.replay.max_priority[0] >= 1.0
+    assert agent.trainer.driver.replay.max_priority[0] >= 1.0
 
 
 def test_actors_explore_with_a_spread_of_noise_scales(tmp_path):
     agent = TD3("Pendulum-v1", seed=0, run_dir=str(tmp_path), actors=4, noise_sigma=0.05, noise_sigma_max=0.4,
                 **QUIET)  # fmt: skip
     np.testing.assert_allclose(
-        agent.trainer.explorer.noises[0].sigma[:, 0], [0.05, 0.1, 0.2, 0.4], rtol=1e-12
+        agent.trainer.env_actor.explorer.noises[0].sigma[:, 0], [0.05, 0.1, 0.2, 0.4], rtol=1e-12
     )
 
 
@@ -106,7 +106,7 @@ def test_each_seed_matches_its_single_seed_run(tmp_path):
         ):
             np.testing.assert_allclose(np.asarray(many)[seed], np.asarray(one)[0], rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(
-            together.trainer.replay.trees[seed].sums, alone.trainer.replay.trees[0].sums, rtol=1e-4
+            together.trainer.driver.replay.trees[seed].sums, alone.trainer.driver.replay.trees[0].sums, rtol=1e-4
         )
 
 

@@ -55,7 +55,7 @@ def test_same_seed_gives_bitwise_equal_learner_state(runs):
 
 
 def test_same_seed_gives_equal_replay_and_actions(runs):
-    ra, rb = runs["a"].trainer.replay, runs["b"].trainer.replay
+    ra, rb = runs["a"].trainer.driver.replay, runs["b"].trainer.driver.replay
     assert ra.size == rb.size == 600
     for x, y in zip(
         jax.tree_util.tree_leaves(ra.storage), jax.tree_util.tree_leaves(rb.storage), strict=True
@@ -81,6 +81,6 @@ def test_different_seed_differs(runs):
     float_leaves = [i for i, x in enumerate(a) if np.issubdtype(x.dtype, np.floating)]
     assert all(differing[i] for i in float_leaves)
     assert not np.array_equal(runs["a"].evaluate(2), runs["other"].evaluate(2))
-    replay_a = runs["a"].trainer.replay.storage.obs
-    replay_other = runs["other"].trainer.replay.storage.obs
+    replay_a = runs["a"].trainer.driver.replay.storage.obs
+    replay_other = runs["other"].trainer.driver.replay.storage.obs
     assert not np.array_equal(replay_a[:, :600], replay_other[:, :600])

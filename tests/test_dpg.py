@@ -141,7 +141,7 @@ def test_save_load_restores_learner_and_continues(tmp_path):
         *(jax.tree_util.tree_leaves(a.trainer.state) for a in (first, resumed)), strict=True
     ):
         np.testing.assert_array_equal(saved, loaded)
-    np.testing.assert_array_equal(resumed.trainer.keys, first.trainer.keys)
+    np.testing.assert_array_equal(resumed.trainer.env_actor.explorer.keys, first.trainer.env_actor.explorer.keys)
     obs = np.linspace(-1.0, 1.0, 7, dtype=np.float32).reshape(7, 1)
     np.testing.assert_array_equal(resumed.act(obs), first.act(obs))
     resumed.learn()

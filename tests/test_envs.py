@@ -36,6 +36,6 @@ def test_trains_a_few_updates(tmp_path, env_id):
     )
     agent.learn(32)
     assert agent.steps == 32 and agent.trainer.updates == 9
-    space = agent.trainer.collector.envs.single_action_space
-    action = agent.act(agent.trainer.collector.obs[0])
+    space = agent.trainer.env_actor.collector.envs.single_action_space
+    action = agent.act(agent.trainer.env_actor.collector.obs[0])
     assert action.shape == space.shape and np.all(action >= space.low) and np.all(action <= space.high)

@@ -36,7 +36,7 @@ def critic_zero(agent):
 
 def q_values(agent, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
     """Q(s, a) of critic 0 of seed 0 for a batch of observations and actions (actor units)."""
-    return np.asarray(agent.trainer.spec.critic.apply(critic_zero(agent), obs, actions))
+    return np.asarray(agent.trainer.driver.spec.critic.apply(critic_zero(agent), obs, actions))
 
 
 def random_actions(count: int, seed: int = 123) -> np.ndarray:
@@ -57,7 +57,7 @@ def test_one_step_probe_learns_q_equal_to_reward(tmp_path):
     assert q.shape == (64,)
     np.testing.assert_allclose(q, 1.0, atol=0.05)
     # every critic of the ensemble, not only the first, learns the value
-    both = jax.vmap(agent.trainer.spec.critic.apply, in_axes=(0, None, None))(
+    both = jax.vmap(agent.trainer.driver.spec.critic.apply, in_axes=(0, None, None))(
         jax.tree_util.tree_map(lambda p: p[0], agent.trainer.state.critic), obs, actions
     )
     np.testing.assert_allclose(np.asarray(both), 1.0, atol=0.05)

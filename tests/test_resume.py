@@ -54,17 +54,17 @@ def test_resume_is_bitwise_exact(tmp_path, variant):
     assert resumed.trainer.updates == straight.trainer.updates == 800 - 200 + 1
     assert_states_equal(resumed, straight)
     # the replay holds the same transitions (and priorities), and the half-way state really was different
-    resumed_replay, straight_replay = resumed.trainer.replay.state(), straight.trainer.replay.state()
+    resumed_replay, straight_replay = resumed.trainer.driver.replay.state(), straight.trainer.driver.replay.state()
     assert resumed_replay.keys() == straight_replay.keys()
     for key, value in straight_replay.items():
         np.testing.assert_array_equal(resumed_replay[key], value, err_msg=key)
     assert not all(np.array_equal(u, v) for u, v in zip(state_leaves(first_half), state_leaves(straight)))
     if extra["explore"] == "ou":
         np.testing.assert_array_equal(
-            resumed.trainer.explorer.noises[0].x, straight.trainer.explorer.noises[0].x
+            resumed.trainer.env_actor.explorer.noises[0].x, straight.trainer.env_actor.explorer.noises[0].x
         )
     # a resumed run compiles its update once, like the straight one
-    assert resumed.trainer.update_fn._cache_size() == 1
+    assert resumed.trainer.driver.update_fn._cache_size() == 1
 
 
 def test_load_gives_identical_actions(tmp_path):

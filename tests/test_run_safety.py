@@ -57,8 +57,8 @@ def test_a_run_keeps_its_newest_checkpoints_and_only_the_newest_replay(tmp_path)
     assert [(root / d / "replay.npz").exists() for d in step_dirs(tmp_path)] == [False, False, True]
     with pytest.warns(UserWarning, match="holds no replay"):
         older = TD3.load(root / "step_000000400")
-    assert older.steps == 400 and older.trainer.replay.size[0] == 0
-    assert older.trainer.learning_from == 410
+    assert older.steps == 400 and older.trainer.driver.replay.size[0] == 0
+    assert older.trainer.driver.learning_from == 410
     updates = older.trainer.updates
     older.learn(5)
     assert older.trainer.updates == updates  # still refilling its replay with random steps
@@ -102,7 +102,7 @@ def test_an_env_exception_is_reported_with_the_step_and_a_checkpoint(tmp_path):
     assert "step_000000024" in message and f"dpgkit resume {tmp_path}" in message
     assert isinstance(excinfo.value.__cause__, RuntimeError)
     resumed = TD3.load(tmp_path, env=functools.partial(ProbeFaulty, fault="none"))
-    assert resumed.steps == 24 and resumed.trainer.replay.size[0] == 24
+    assert resumed.steps == 24 and resumed.trainer.driver.replay.size[0] == 24
 
 
 def test_checkpoint_clock_spaces_saves_to_at_most_two_percent(monkeypatch):

@@ -65,8 +65,8 @@ def test_replay_and_noise_streams_match(runs):
     together, alone = runs
     for seed, single in enumerate(alone):
         np.testing.assert_allclose(
-            together.trainer.replay.storage.obs[seed, :STEPS],
-            single.trainer.replay.storage.obs[0, :STEPS],
+            together.trainer.driver.replay.storage.obs[seed, :STEPS],
+            single.trainer.driver.replay.storage.obs[0, :STEPS],
             rtol=1e-5,
         )
         assert together.trainer.rngs[seed].bit_generator.state == single.trainer.rngs[0].bit_generator.state
@@ -84,9 +84,9 @@ def test_act_and_evaluate_per_seed(runs):
 
 def test_update_compiles_once(runs):
     together, alone = runs
-    assert together.trainer.update_fn._cache_size() == 1
+    assert together.trainer.driver.update_fn._cache_size() == 1
     for single in alone:
-        assert single.trainer.update_fn._cache_size() == 1
+        assert single.trainer.driver.update_fn._cache_size() == 1
     # more learning reuses the same program
     together.learn(5)
-    assert together.trainer.update_fn._cache_size() == 1
+    assert together.trainer.driver.update_fn._cache_size() == 1

@@ -1,38 +1,30 @@
-"""The training loop: collect -> replay -> learn -> evaluate -> log -> checkpoint."""
+"""The training loop shared by every algorithm: collect, store, learn; then evaluate, log and checkpoint."""
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import pathlib
 import signal
 import threading
 import time
 import uuid
-import warnings
 from collections.abc import Callable
 from typing import Self
 
 import gymnasium as gym
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from dpgkit import __version__
-from dpgkit.checkpoint import claim_run_dir, flatten_tree, save_checkpoint, unflatten_tree
-from dpgkit.collect import Collector, LocalCollector
-from dpgkit.config import Config, validate
+from dpgkit.checkpoint import claim_run_dir, save_checkpoint
+from dpgkit.collect import LocalCollector
+from dpgkit.collect.actor import Collected, EnvActor
+from dpgkit.config import Config
+from dpgkit.driver import NonFiniteError, ReplayDriver
 from dpgkit.envs import check_action_space, check_observation_space
 from dpgkit.evaluate import Evaluator
-from dpgkit.explore import make_explorer
-from dpgkit.learn import Batch, LearnerSpec, init_learner, update_block
 from dpgkit.logger import RunLogger
 from dpgkit.progress import TrainingProgress
-from dpgkit.replay import NStepWriter, PrioritizedReplay, ReplayBuffer
-
-
-class NonFiniteError(FloatingPointError):
-    """Training met a NaN or inf (observation, reward or loss) and stopped."""
+from dpgkit.replay import NStepWriter
 
 
 class EnvError(RuntimeError):
@@ -97,54 +89,9 @@ def env_call(steps: int, fn: Callable, *args):
         raise EnvError(f"the environment raised {type(error).__name__}: {error} at env step {steps + 1}") from error
 
 
-def learner_spec(config: Config, action_dim: int) -> LearnerSpec:
-    """The static update settings of a config."""
-    names = {f.name for f in dataclasses.fields(LearnerSpec)} - {"action_dim", "layer_norm", "noisy"}
-    return LearnerSpec(
-        action_dim=action_dim,
-        layer_norm=config.explore == "param" if config.layer_norm is None else config.layer_norm,
-        noisy=config.explore == "noisy",
-        **{name: getattr(config, name) for name in names},
-    )
-
-
 def host_rng(agent_seed: int) -> np.random.Generator:
     """The host generator of one agent (warm-up actions, exploration noise, replay sampling)."""
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([agent_seed, 0x5EED])))
-
-
-def make_replay(config: Config, example) -> ReplayBuffer:
-    """The configured replay: uniform or proportional prioritized."""
-    if config.replay == "prioritized":
-        return PrioritizedReplay(
-            config.seeds, config.buffer_size, example, config.priority_alpha, config.priority_eps
-        )
-    return ReplayBuffer(config.seeds, config.buffer_size, example)
-
-
-def annealed_beta(beta0: float, steps: int, total_steps: int) -> float:
-    """beta = beta0 + (1 - beta0) min(1, steps / total_steps): linear to 1 over the run (Schaul et al. 2016)."""
-    return beta0 + (1.0 - beta0) * min(1.0, steps / total_steps)
-
-
-def stack_transitions(transitions: list[dict]) -> Batch:
-    """The n-step writer's transitions as one Batch of float32 arrays (leading axis: count)."""
-    return Batch(
-        *(
-            np.asarray([t[name] for t in transitions], np.float32)
-            for name in ("obs", "action", "reward", "discount", "next_obs")
-        )
-    )
-
-
-def stack_trees(trees):
-    """Stack pytrees along a new leading (seed) axis."""
-    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
-
-
-def calls_actor_step(first_update: int, count: int, policy_delay: int) -> bool:
-    """Whether updates first_update .. first_update + count - 1 include an actor step ((u + 1) % d == 0)."""
-    return any((u + 1) % policy_delay == 0 for u in range(first_update, first_update + count))
 
 
 def crossed(before: int, after: int, every: int) -> bool:
@@ -152,19 +99,40 @@ def crossed(before: int, after: int, every: int) -> bool:
     return every > 0 and after // every > before // every
 
 
-class LoopTrainer:
-    """The loop shared by every trainer: iterations until the step target, then the hooks after each one
-    (evaluation, logging, checkpoints by steps and by time), a clean stop on SIGINT/SIGTERM and a save
-    before an environment error is reported. Subclasses define `iteration`, `check_losses`,
-    `checkpoint_contents` and `restore`, and set the attributes that `__init__` of Trainer sets."""
+class Trainer:
+    """One run of one or several seeds: the loop of DESIGN.md part 2, the same for every algorithm.
 
-    newest_only: tuple[str, ...] = ()
-    """Checkpoint groups that only a run's newest checkpoint keeps (the replay)."""
+        while steps < target:
+            collected = env_actor.collect(1)         # n-step transitions, finished episodes
+            store(collected)                          # NaN checks; last call's priorities back; replay adds
+            if driver.due(steps):
+                driver.dispatch(steps)                # one jitted call of K updates, not waited for
+                env_actor.set_params(*driver.acting())
+            hooks: evaluate, log, checkpoint (by steps and by time), stop on SIGINT/SIGTERM
 
-    def start_run(self, algo: str, config: Config, make_env: Callable[[], gym.Env]) -> None:
-        """The run's identity, counters and places, as every trainer has them before its first step."""
+    The driver (ReplayDriver, or DPG's OnlineDriver) owns the learner; the EnvActor owns the env copies, the
+    explorer and the n-step writers. An env exception is reported after the last completed step is saved.
+    """
+
+    def __init__(self, algo: str, config: Config, make_env: Callable[[], gym.Env], driver_class=ReplayDriver):
+        driver_class.check(config)
         self.algo, self.config, self.make_env = algo, config, make_env
         self.agent_seeds = [config.seed + i for i in range(config.seeds)]
+        probe = make_env()
+        check_action_space(probe.action_space)
+        check_observation_space(probe.observation_space)
+        obs_space, action_dim = probe.observation_space, probe.action_space.shape[0]
+        probe.close()
+        self.rngs = [host_rng(s) for s in self.agent_seeds]
+        self.driver = driver_class(config, obs_space, action_dim, self.agent_seeds, self.rngs, self.stop_message)
+        self.env_actor = EnvActor(
+            LocalCollector(make_env, self.agent_seeds, config.actors),
+            self.driver.explorer(),
+            [NStepWriter(config.n_step, config.gamma, config.actors) for _ in self.agent_seeds],
+            self.rngs,
+            self.driver.learning_from,
+        )
+        self.env_actor.set_params(*self.driver.acting())
         self.steps = 0
         self.run_id = uuid.uuid4().hex
         self.run_dir = pathlib.Path(
@@ -174,21 +142,42 @@ class LoopTrainer:
         self.last_eval = np.full(config.seeds, np.nan)
         self.last_checkpoint: pathlib.Path | None = None
 
+    @property
+    def state(self):
+        """The learner state (stacked over seeds)."""
+        return self.driver.state
+
+    @property
+    def updates(self) -> int:
+        """Gradient updates taken per seed."""
+        return self.driver.updates
+
+    def policy(self, obs: np.ndarray) -> np.ndarray:
+        """Deterministic actions in actor units for obs shaped (seeds, copies, ...)."""
+        return self.driver.policy(obs)
+
     def iteration(self, stats: dict) -> None:
-        """One step of every env copy and what follows it (learning, adaptation)."""
-        raise NotImplementedError
+        """Collect one step of every copy, store it, learn when due, let the explorer adapt when due."""
+        before = self.steps
+        self.store(env_call(self.steps, self.env_actor.collect, 1), stats)
+        if self.driver.due(self.steps):
+            self.driver.dispatch(self.steps)
+            self.env_actor.set_params(*self.driver.acting())
+        if self.driver.learning(self.steps) and crossed(before, self.steps, self.env_actor.explorer.adapt_every):
+            self.env_actor.adapt(self.driver.sample_states())
 
-    def check_losses(self, stats: dict) -> None:
-        """Fetch the losses since the last check into stats; stop at the first non-finite one."""
-        raise NotImplementedError
-
-    def log_values(self) -> dict:
-        """Extra per-seed values for each log line."""
-        return {}
-
-    def checkpoint_contents(self) -> tuple[dict, dict]:
-        """(array groups, meta entries) that this trainer adds to a checkpoint."""
-        raise NotImplementedError
+    def store(self, collected: Collected, stats: dict) -> None:
+        """Stop at a non-finite observation or reward; else write the last call's priorities back, then add."""
+        if collected.non_finite:
+            self.driver.check_losses(stats)
+            raise NonFiniteError(
+                self.stop_message(f"non-finite {collected.non_finite}", self.steps + collected.env_steps + 1)
+            )
+        self.driver.finish(self.steps)
+        self.driver.store(collected, self.steps)
+        for i, returns in enumerate(collected.episode_returns):
+            stats["returns"][i].extend(returns)
+        self.steps += collected.env_steps
 
     def stop_message(self, what: str, steps: int) -> str:
         """Why training stopped, at which step, and where the last good checkpoint is."""
@@ -229,14 +218,14 @@ class LoopTrainer:
                     log = crossed(before, self.steps, config.log_every) or self.steps >= target
                     checkpoint = crossed(before, self.steps, config.checkpoint_every) or clock.due()
                     if evaluate or log or checkpoint or stop.received:
-                        self.check_losses(stats)
+                        self.driver.check_losses(stats)
                     if evaluate:
                         self.last_eval = env_call(self.steps, self.evaluate).mean(axis=1)
                         logger.log(self.steps, {"eval/return": self.last_eval})
                     if log:
                         now = time.perf_counter()
                         sps = (self.steps - last_steps) / max(now - last_time, 1e-9)
-                        logger.log(self.steps, summarize(stats, sps) | self.log_values())
+                        logger.log(self.steps, summarize(stats, sps) | self.env_actor.explorer.log_values(self.driver.actor_params))
                         stats, last_time, last_steps = new_stats(config.seeds), now, self.steps
                     if checkpoint or stop.received:
                         started = time.monotonic()
@@ -251,16 +240,18 @@ class LoopTrainer:
 
     def save(self, path) -> pathlib.Path:
         """Write an atomic, verified checkpoint of everything needed to resume exactly."""
-        arrays, extra = self.checkpoint_contents()
+        arrays, meta = self.driver.checkpoint_contents(self.steps)
+        arrays["explore"] = self.env_actor.explorer.state()
         meta = {
             "algo": self.algo,
             "run_id": self.run_id,
             "version": __version__,
             "config": dataclasses.asdict(self.config),
             "steps": self.steps,
-            "collector": self.collector.state(),
+            "collector": self.env_actor.state(),
             "last_eval": self.last_eval.tolist(),
-        } | extra
+            "host_rng": [rng.bit_generator.state for rng in self.rngs],
+        } | meta
         self.last_checkpoint = save_checkpoint(
             path,
             self.steps,
@@ -268,213 +259,27 @@ class LoopTrainer:
             meta,
             run_id=self.run_id,
             keep=self.config.keep_checkpoints,
-            newest_only=self.newest_only,
+            newest_only=self.driver.newest_only,
         )
         return self.last_checkpoint
 
-    def restore_common(self, meta: dict) -> None:
-        """Restore what save() writes for every trainer: counters, env RNGs, last evaluation, run id."""
-        self.collector.load_state(meta["collector"])
+    def restore(self, arrays: dict, meta: dict) -> None:
+        """Load the state written by save(); an interrupted episode starts over."""
         self.steps = meta["steps"]
+        self.driver.restore(arrays, meta, self.steps)
+        for rng, state in zip(self.rngs, meta.get("host_rng", []), strict=False):
+            rng.bit_generator.state = state
+        self.env_actor.load_state(meta["collector"], arrays["explore"], self.steps)
+        self.env_actor.warmup_until = self.driver.learning_from
+        self.env_actor.set_params(*self.driver.acting())
         self.last_eval = np.asarray(meta["last_eval"], np.float64)
         self.run_id = meta["run_id"]
 
     def close(self) -> None:
         """Close every environment."""
-        self.collector.close()
+        self.env_actor.close()
         if self.evaluator is not None:
             self.evaluator.close()
-
-
-class Trainer(LoopTrainer):
-    """Owns the env copies, replay, noise, learner state and counters of one run of one or several seeds."""
-
-    newest_only = ("replay",)
-
-    def __init__(self, algo: str, config: Config, make_env: Callable[[], gym.Env]):
-        validate(config)
-        self.start_run(algo, config, make_env)
-        probe = make_env()
-        check_action_space(probe.action_space)
-        check_observation_space(probe.observation_space)
-        self.obs_dim = probe.observation_space.shape[0]
-        self.action_dim = probe.action_space.shape[0]
-        probe.close()
-        self.spec = learner_spec(config, self.action_dim)
-        obs_example = jnp.zeros((1, self.obs_dim), jnp.float32)
-        self.state = stack_trees(
-            [init_learner(self.spec, jax.random.PRNGKey(s), obs_example) for s in self.agent_seeds]
-        )
-        self.update_fn = jax.jit(jax.vmap(functools.partial(update_block, self.spec), in_axes=(0, 0, None)))
-        self.act_fn = jax.jit(jax.vmap(self.spec.actor.apply))
-        self.collector: Collector = LocalCollector(make_env, self.agent_seeds, config.actors)
-        example = Batch(
-            obs=np.zeros(self.obs_dim, np.float32),
-            action=np.zeros(self.action_dim, np.float32),
-            reward=np.float32(0),
-            discount=np.float32(0),
-            next_obs=np.zeros(self.obs_dim, np.float32),
-        )
-        self.replay = make_replay(config, example)
-        self.writers = [NStepWriter(config.n_step, config.gamma, config.actors) for _ in self.agent_seeds]
-        self.rngs = [host_rng(s) for s in self.agent_seeds]
-        self.explorer = make_explorer(
-            config, self.spec.actor, self.act_fn, config.seeds, self.action_dim, self.obs_dim
-        )
-        self.pending_priorities: tuple | None = None
-        self.host = jax.devices("cpu")[0]
-        self.acting_actor = jax.device_put(self.state.actor, self.host)
-        self.pending: list = []
-        self.updates = 0
-        self.learning_from = config.learning_starts
-
-    def policy(self, obs: np.ndarray) -> np.ndarray:
-        """Deterministic actions in actor units for obs shaped (seeds, copies, obs_dim)."""
-        return np.asarray(self.act_fn(self.acting_actor, np.asarray(obs, np.float32)))
-
-    def behaviour_actions(self, obs: np.ndarray) -> np.ndarray:
-        """Uniform random actions during warm-up, then the explorer's (action noise, parameter noise, NoisyNet)."""
-        shape = (self.config.actors, self.action_dim)
-        if self.steps < self.learning_from:
-            return np.stack([rng.uniform(-1.0, 1.0, shape) for rng in self.rngs]).astype(np.float32)
-        return self.explorer.actions(self.acting_actor, np.asarray(obs, np.float32), self.rngs).astype(
-            np.float32
-        )
-
-    def collect_step(self, stats: dict) -> None:
-        """One step of every env copy; the n-step writers turn the steps into transitions for the replay.
-
-        The last learner call's priorities are written back first, so that sampling, write-back and new
-        transitions come in the same order whether or not a checkpoint was saved in between.
-        """
-        obs, reset = env_call(self.steps, self.collector.observe)
-        self.explorer.begin_episodes(reset)
-        actions = self.behaviour_actions(obs)
-        result = env_call(self.steps, self.collector.step, actions)
-        for name, value in (("observation", result.next_obs), ("reward", result.reward)):
-            if not np.isfinite(value).all():
-                self.check_losses(stats)
-                raise NonFiniteError(self.stop_message(f"non-finite {name}", self.steps + 1))
-        self.write_priorities()
-        for seed, writer in enumerate(self.writers):
-            transitions = writer.push(
-                obs[seed],
-                actions[seed],
-                result.reward[seed],
-                result.terminated[seed],
-                result.truncated[seed],
-                result.next_obs[seed],
-            )
-            if transitions:
-                self.replay.add(seed, stack_transitions(transitions))
-        for i, returns in enumerate(result.episode_returns):
-            stats["returns"][i].extend(returns)
-        self.steps += self.config.actors
-
-    def learner_call(self) -> None:
-        """Sample K batches per seed at once and dispatch K updates in one jitted call (not waited for).
-
-        The acting policy is a host (CPU) copy of the actor, refreshed only by calls with an actor step (the
-        values are otherwise the same), so after a critic-only call the next env steps run while it computes.
-        """
-        k, b = self.config.gradient_steps, self.config.batch_size
-        indices = self.replay.sample_indices(self.rngs, k * b)
-        batch = self.replay.gather(indices)
-        if isinstance(self.replay, PrioritizedReplay):
-            beta = annealed_beta(self.config.priority_beta, self.steps, self.config.total_steps)
-            batch = batch._replace(weight=self.replay.weights(indices, beta))
-        batch = jax.tree_util.tree_map(lambda x: x.reshape((x.shape[0], k, b) + x.shape[2:]), batch)
-        self.state, summary, priorities = self.update_fn(self.state, batch, np.int32(self.updates))
-        if isinstance(self.replay, PrioritizedReplay):
-            self.pending_priorities = (indices, priorities)
-        if calls_actor_step(self.updates, k, self.config.policy_delay):
-            self.acting_actor = jax.device_put(self.state.actor, self.host)
-        self.updates += k
-        self.pending.append((self.steps, summary))
-
-    def adapt_exploration(self) -> None:
-        """Let the explorer adapt to the current actor on a uniform batch of replay states per seed."""
-        indices = ReplayBuffer.sample_indices(self.replay, self.rngs, self.config.batch_size)
-        states = self.replay.gather(indices).obs
-        self.explorer.adapt(self.acting_actor, states, self.rngs)
-
-    def write_priorities(self) -> None:
-        """Give the transitions of the last learner call their new priorities (waits for that call); a non-finite
-        one stops training before it reaches the sum tree."""
-        if self.pending_priorities is not None:
-            indices, priorities = self.pending_priorities
-            priorities = np.asarray(priorities).reshape(indices.shape)
-            if not np.isfinite(priorities).all():
-                raise NonFiniteError(
-                    self.stop_message("non-finite loss (TD error of a priority)", self.steps)
-                )
-            self.replay.update_priorities(indices, priorities)
-            self.pending_priorities = None
-
-    def check_losses(self, stats: dict) -> None:
-        """Fetch the losses of the calls since the last check; stop at the first non-finite one."""
-        for steps, summary in jax.device_get(self.pending):
-            if not (
-                np.isfinite(summary["critic_loss"]).all() and np.isfinite(summary["actor_loss_sum"]).all()
-            ):
-                self.pending.clear()
-                raise NonFiniteError(self.stop_message("non-finite loss", steps))
-            stats["critic_loss"] += summary["critic_loss"]
-            stats["critic_calls"] += 1
-            stats["actor_loss"] += summary["actor_loss_sum"]
-            stats["actor_steps"] += summary["actor_steps"]
-        self.pending.clear()
-
-    def iteration(self, stats: dict) -> None:
-        """One collect step; then a learner call every train_freq vector steps and the explorer's adaptation,
-        once learning has started."""
-        before = self.steps
-        self.collect_step(stats)
-        if self.steps >= self.learning_from and (self.steps // self.config.actors) % self.config.train_freq == 0:
-            self.learner_call()
-        if self.steps >= self.learning_from and crossed(before, self.steps, self.explorer.adapt_every):
-            self.adapt_exploration()
-
-    def log_values(self) -> dict:
-        """The explorer's values (parameter-noise sigma, NoisyNet sigmas)."""
-        return self.explorer.log_values(self.state.actor)
-
-    def checkpoint_contents(self) -> tuple[dict, dict]:
-        """Learner state, replay (with priorities, written back first) and explorer; counters and host RNGs."""
-        self.write_priorities()
-        arrays = {
-            "learner": flatten_tree(self.state),
-            "replay": self.replay.state(),
-            "explore": self.explorer.state(),
-        }
-        meta = {
-            "updates": self.updates,
-            "host_rng": [rng.bit_generator.state for rng in self.rngs],
-            "learning_from": self.learning_from,
-        }
-        return arrays, meta
-
-    def restore(self, arrays: dict, meta: dict) -> None:
-        """Load the state written by save(); a checkpoint without its replay (not a run's newest) starts the
-        random warm-up again from its step."""
-        self.state = jax.tree_util.tree_map(jnp.asarray, unflatten_tree(self.state, arrays["learner"]))
-        self.explorer.load_state(arrays["explore"])
-        for rng, state in zip(self.rngs, meta["host_rng"], strict=True):
-            rng.bit_generator.state = state
-        self.restore_common(meta)
-        self.acting_actor = jax.device_put(self.state.actor, self.host)
-        self.updates = meta["updates"]
-        self.learning_from = meta.get("learning_from", self.config.learning_starts)
-        if "replay" in arrays:
-            self.replay.load_state(arrays["replay"])
-        else:
-            warnings.warn(
-                f"this checkpoint holds no replay (only a run's newest checkpoint does): the agent acts as "
-                f"saved, and learning from it refills the replay with {self.config.learning_starts} random "
-                "steps first",
-                stacklevel=3,
-            )
-            self.learning_from = self.steps + self.config.learning_starts
 
 
 def new_stats(seeds: int) -> dict:

@@ -119,9 +119,9 @@ def test_the_loop_adapts_and_logs_sigma(tmp_path):
 
     agent = TD3("Pendulum-v1", seed=0, run_dir=str(tmp_path), explore="param", learning_starts=100, hidden=(16, 16),
                 batch_size=16, param_adapt_every=20, log_every=100, eval_every=0, progress=False)  # fmt: skip
-    assert agent.trainer.spec.layer_norm  # on by default with parameter noise
+    assert agent.trainer.driver.spec.layer_norm  # on by default with parameter noise
     agent.learn(300)
-    explorer = agent.trainer.explorer
+    explorer = agent.trainer.env_actor.explorer
     assert np.isfinite(explorer.distance).all()
     # eleven adaptations (steps 100, 120, ..., 300), each multiplying or dividing sigma by 1.01
     ratio = np.log(explorer.sigma[0] / 0.1) / np.log(1.01)

@@ -12,6 +12,7 @@ import numpy as np
 
 from dpgkit.checkpoint import load_checkpoint
 from dpgkit.config import Config, steps_left, warmup_only
+from dpgkit.driver import ReplayDriver
 from dpgkit.envs import check_observation, env_factory
 from dpgkit.presets import load_preset
 from dpgkit.train import Trainer, config_from_meta, meta_entry
@@ -22,7 +23,7 @@ class Agent:
 
     name = "base"
     config_class: type[Config] = Config
-    trainer_class: type = Trainer
+    driver_class: type = ReplayDriver
     warms_up = True
     """Whether the algorithm takes random actions and no update before config.learning_starts."""
 
@@ -46,7 +47,7 @@ class Agent:
         overrides.setdefault("env", env_name(env))
         if seed is not None:
             overrides["seed"] = seed
-        self.trainer = self.trainer_class(self.name, config.replace(**overrides), env_factory(env))
+        self.trainer = Trainer(self.name, config.replace(**overrides), env_factory(env), self.driver_class)
 
     @property
     def config(self) -> Config:
@@ -93,7 +94,7 @@ class Agent:
     @property
     def observation_shape(self) -> tuple[int, ...]:
         """Shape of one observation of the env."""
-        return self.trainer.collector.envs.single_observation_space.shape
+        return self.trainer.env_actor.collector.envs.single_observation_space.shape
 
     def act(self, obs: np.ndarray, agent: int = 0) -> np.ndarray:
         """Deterministic action in the env's units for one observation or a batch (agent: which seed)."""
@@ -101,7 +102,7 @@ class Agent:
         check_observation(obs, self.observation_shape)
         batch = obs.reshape((1, -1, obs.shape[-1]))
         stacked = np.repeat(batch, self.config.seeds, axis=0)
-        action = self.trainer.collector.scaler.to_env(self.trainer.policy(stacked)[agent])
+        action = self.trainer.env_actor.scaler.to_env(self.trainer.policy(stacked)[agent])
         return action.reshape(obs.shape[:-1] + action.shape[-1:])
 
     def evaluate(self, episodes: int = 10) -> np.ndarray:

@@ -16,16 +16,15 @@ import dataclasses
 import functools
 from collections.abc import Callable
 
-import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from dpgkit.algos.base import Agent, register
 from dpgkit.checkpoint import flatten_tree, unflatten_tree
-from dpgkit.collect import LocalCollector
 from dpgkit.config import DPGConfig, validate
-from dpgkit.envs import check_action_space, check_observation_space
+from dpgkit.driver import NonFiniteError, stack_trees
+from dpgkit.explore import Explorer
 from dpgkit.learn.copdac import (
     OnlineSpec,
     Transition,
@@ -36,7 +35,6 @@ from dpgkit.learn.copdac import (
     linear_gain,
     update,
 )
-from dpgkit.train import LoopTrainer, NonFiniteError, env_call, stack_trees
 
 
 def online_spec(config: DPGConfig, action_dim: int) -> OnlineSpec:
@@ -81,52 +79,87 @@ def compiled(spec: OnlineSpec, average_theta: bool) -> tuple[Callable, Callable,
     )
 
 
-class OnlineTrainer(LoopTrainer):
-    """The online loop of DPG: act, step, update from the transition; with logs, evaluations and checkpoints.
+class OnlineExplorer(Explorer):
+    """DPG's behaviour policy: mu(s) + Gaussian noise, or uniform, from each seed's own JAX key."""
 
-    It offers what Agent uses of Trainer (policy, collector, evaluate, learn, save, restore), without replay.
-    """
+    def __init__(self, explore_fn: Callable, keys: jax.Array):
+        self.explore_fn, self.keys = explore_fn, keys
 
-    def __init__(self, algo: str, config: DPGConfig, make_env: Callable[[], gym.Env]):
-        check_dpg_config(config)
-        self.start_run(algo, config, make_env)
-        probe = make_env()
-        check_action_space(probe.action_space)
-        check_observation_space(probe.observation_space)
-        low, high = probe.observation_space.low, probe.observation_space.high
-        action_dim = probe.action_space.shape[0]
-        probe.close()
+    def actions(self, actor_params, obs, rngs):
+        """Behaviour actions of every copy under the learner state `actor_params`."""
+        actions, self.keys = self.explore_fn(actor_params, obs, self.keys)
+        return np.asarray(actions)
+
+    def state(self):
+        """The exploration keys."""
+        return {"keys": np.asarray(self.keys)}
+
+    def load_state(self, state):
+        """Restore the exploration keys."""
+        self.keys = jnp.asarray(state["keys"])
+
+
+class OnlineDriver:
+    """COPDAC-Q or its neural form, updated from the transitions just collected (no replay, no warm-up)."""
+
+    newest_only = ()
+    learning_from = 0
+    check = staticmethod(check_dpg_config)
+
+    def __init__(self, config: DPGConfig, obs_space, action_dim: int, agent_seeds, rngs, stop_message):
+        self.config, self.stop_message = config, stop_message
         self.spec = online_spec(config, action_dim)
-        seed_keys = [jax.random.PRNGKey(s) for s in self.agent_seeds]
-        self.state = stack_trees(
-            [init_online(self.spec, jax.random.fold_in(k, 0), low, high) for k in seed_keys]
-        )
-        self.keys = jnp.stack([jax.random.fold_in(k, 1) for k in seed_keys])
-        self.collector = LocalCollector(make_env, self.agent_seeds, config.actors)
+        seed_keys = [jax.random.PRNGKey(s) for s in agent_seeds]
+        low, high = obs_space.low, obs_space.high
+        self.state = stack_trees([init_online(self.spec, jax.random.fold_in(k, 0), low, high) for k in seed_keys])
+        self.explore_keys = jnp.stack([jax.random.fold_in(k, 1) for k in seed_keys])
         self.act_fn, self.explore_fn, self.update_fn = compiled(self.spec, config.average_theta)
         self.pending: list = []
+        self.batch: tuple | None = None
+        self.updates = 0
+
+    def explorer(self) -> OnlineExplorer:
+        """The behaviour policy around the learner state."""
+        return OnlineExplorer(self.explore_fn, self.explore_keys)
+
+    @property
+    def actor_params(self):
+        """The learner state (the policy is part of it)."""
+        return self.state
+
+    def acting(self) -> tuple:
+        """(learner state, version) to act with: the policy of the latest update."""
+        return self.state, self.updates
 
     def policy(self, obs: np.ndarray) -> np.ndarray:
         """Deterministic actions in actor units for obs shaped (seeds, copies, obs_dim)."""
         return np.asarray(self.act_fn(self.state, np.asarray(obs, np.float32)))
 
-    def iteration(self, stats: dict) -> None:
-        """Act by the behaviour policy in every env copy and update each seed from its new transitions."""
-        obs, _ = env_call(self.steps, self.collector.observe)
-        actions, self.keys = self.explore_fn(self.state, obs, self.keys)
-        actions = np.asarray(actions)
-        result = env_call(self.steps, self.collector.step, actions)
-        for name, value in (("observation", result.next_obs), ("reward", result.reward)):
-            if not np.isfinite(value).all():
-                raise NonFiniteError(self.stop_message(f"non-finite {name}", self.steps + 1))
-        discount = (self.config.gamma * (1.0 - result.terminated)).astype(np.float32)
-        transitions = Transition(obs, actions, result.reward.astype(np.float32), discount, result.next_obs)
-        average = self.steps >= self.config.total_steps // 2
+    def learning(self, steps: int) -> bool:
+        """Always: DPG learns from the first transition."""
+        return True
+
+    def due(self, steps: int) -> bool:
+        """After every step that brought transitions."""
+        return self.batch is not None
+
+    def store(self, collected, steps: int) -> None:
+        """Hold the step's transitions (seeds, copies) for the update; theta is averaged over the last half."""
+        self.batch = (
+            Transition(*(np.stack(x) for x in zip(*collected.transitions, strict=True))),
+            steps >= self.config.total_steps // 2,
+        )
+
+    def dispatch(self, steps: int) -> None:
+        """The online updates of every seed from its copies' transitions, one after the other."""
+        transitions, average = self.batch
         self.state, delta = self.update_fn(self.state, transitions, average)
-        self.pending.append((self.steps + self.config.actors, delta))
-        for i, returns in enumerate(result.episode_returns):
-            stats["returns"][i].extend(returns)
-        self.steps += self.config.actors
+        self.pending.append((steps, delta))
+        self.updates += 1
+        self.batch = None
+
+    def finish(self, steps: int) -> None:
+        """Nothing to write back."""
 
     def check_losses(self, stats: dict) -> None:
         """Add the TD errors since the last check to stats as losses/critic = delta^2 / 2; stop on a non-finite one."""
@@ -138,15 +171,18 @@ class OnlineTrainer(LoopTrainer):
             stats["critic_calls"] += 1
         self.pending.clear()
 
-    def checkpoint_contents(self) -> tuple[dict, dict]:
-        """The learner state and the exploration keys (no replay)."""
-        return {"learner": flatten_tree(self.state), "explore": {"keys": np.asarray(self.keys)}}, {}
+    def sample_states(self):
+        """DPG's explorer never adapts."""
+        raise NotImplementedError
 
-    def restore(self, arrays: dict, meta: dict) -> None:
-        """Load the state written by save() (an interrupted episode starts over)."""
+    def checkpoint_contents(self, steps: int) -> tuple[dict, dict]:
+        """The learner state and the update count (no replay)."""
+        return {"learner": flatten_tree(self.state)}, {"updates": self.updates}
+
+    def restore(self, arrays: dict, meta: dict, steps: int) -> None:
+        """Load what checkpoint_contents wrote (format 1 has no update count: one per step of each copy)."""
         self.state = jax.tree_util.tree_map(jnp.asarray, unflatten_tree(self.state, arrays["learner"]))
-        self.keys = jnp.asarray(arrays["explore"]["keys"])
-        self.restore_common(meta)
+        self.updates = meta.get("updates", steps // self.config.actors)
 
 
 @register
@@ -155,7 +191,7 @@ class DPG(Agent):
 
     name = "dpg"
     config_class = DPGConfig
-    trainer_class = OnlineTrainer
+    driver_class = OnlineDriver
     warms_up = False
 
     def linear_gain(self, agent: int = 0) -> np.ndarray:
@@ -163,7 +199,7 @@ class DPG(Agent):
         if self.config.features != "linear":
             raise ValueError(f"linear_gain needs features='linear', this agent has {self.config.features!r}")
         state = jax.tree_util.tree_map(lambda x: x[agent], self.trainer.state)
-        scaler = self.trainer.collector.scaler
+        scaler = self.trainer.env_actor.scaler
         if not (np.allclose(scaler.low, -scaler.high) and np.allclose(state.features.center, 0.0)):
             raise ValueError("linear_gain needs symmetric action bounds and observations centred at 0")
         theta = state.theta_avg if self.config.average_theta and state.averaged > 0 else state.theta

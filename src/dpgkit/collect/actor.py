@@ -1,0 +1,143 @@
+"""The unit of collection: env copies, their behaviour policy and n-step writers, acting with given params."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from dpgkit.collect.local import LocalCollector
+from dpgkit.explore import Explorer
+from dpgkit.replay.nstep import NStepWriter
+
+
+class Transitions(NamedTuple):
+    """n-step transitions of one seed stacked on a leading axis; discount = gamma^m (1 - terminated)."""
+
+    obs: np.ndarray
+    action: np.ndarray
+    reward: np.ndarray
+    discount: np.ndarray
+    next_obs: np.ndarray
+
+
+class Collected(NamedTuple):
+    """What EnvActor.collect returns.
+
+    transitions: per seed, the n-step transitions finished (None where there were none); episode_returns and
+    episode_lengths: per seed, the episodes that ended; env_steps: steps taken per seed; version: the params
+    version acted with; non_finite: "observation" or "reward" when the step after these was not finite (it is
+    not in the record, and collection stopped there).
+    """
+
+    transitions: list[Transitions | None]
+    episode_returns: list[list[float]]
+    episode_lengths: list[list[int]]
+    env_steps: int
+    version: int
+    non_finite: str | None = None
+
+
+def stack_transitions(transitions: list[dict]) -> Transitions:
+    """An n-step writer's transitions as stacked float32 arrays (leading axis: count)."""
+    return Transitions(*(np.asarray([t[name] for t in transitions], np.float32) for name in Transitions._fields))
+
+
+def concat_transitions(parts: list[Transitions]) -> Transitions | None:
+    """Transitions of several steps of one seed, in order, as one stack; None if there are none."""
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else Transitions(*(np.concatenate(x) for x in zip(*parts, strict=True)))
+
+
+class EnvActor:
+    """Env copies of every seed in lockstep, their explorer and n-step writers; random actions until
+    `warmup_until` env steps per seed, then the explorer's with the params it was last given.
+
+    `rngs` (one host Generator per seed) drive the warm-up actions and the exploration noise.
+    """
+
+    def __init__(
+        self,
+        collector: LocalCollector,
+        explorer: Explorer,
+        writers: list[NStepWriter],
+        rngs: list[np.random.Generator],
+        warmup_until: int,
+    ):
+        self.collector, self.explorer, self.writers, self.rngs = collector, explorer, writers, rngs
+        self.warmup_until = warmup_until
+        self.steps = 0
+        self.params, self.version = None, 0
+        self.action_shape = (collector.actors, collector.envs.single_action_space.shape[0])
+
+    @property
+    def scaler(self):
+        """Maps actor-unit actions [-1, 1] to the env's units."""
+        return self.collector.scaler
+
+    def set_params(self, params, version: int) -> None:
+        """Act with these actor params from now on; version is the learner's update count behind them."""
+        self.params, self.version = params, version
+
+    def behaviour_actions(self, obs: np.ndarray) -> np.ndarray:
+        """Uniform random actions during warm-up, then the explorer's (action noise, parameter noise, NoisyNet)."""
+        if self.steps < self.warmup_until:
+            return np.stack([rng.uniform(-1.0, 1.0, self.action_shape) for rng in self.rngs]).astype(np.float32)
+        return self.explorer.actions(self.params, np.asarray(obs, np.float32), self.rngs).astype(np.float32)
+
+    def collect(self, vector_steps: int) -> Collected:
+        """Step every copy vector_steps times; the n-step writers turn the steps into transitions."""
+        seeds = len(self.writers)
+        parts: list[list[Transitions]] = [[] for _ in range(seeds)]
+        returns: list[list[float]] = [[] for _ in range(seeds)]
+        lengths: list[list[int]] = [[] for _ in range(seeds)]
+        taken, non_finite = 0, None
+        for _ in range(vector_steps):
+            obs, reset = self.collector.observe()
+            self.explorer.begin_episodes(reset)
+            actions = self.behaviour_actions(obs)
+            result = self.collector.step(actions)
+            non_finite = next(
+                (name for name, v in (("observation", result.next_obs), ("reward", result.reward)) if not np.isfinite(v).all()),
+                None,
+            )
+            if non_finite:
+                break
+            for seed, writer in enumerate(self.writers):
+                finished = writer.push(
+                    obs[seed],
+                    actions[seed],
+                    result.reward[seed],
+                    result.terminated[seed],
+                    result.truncated[seed],
+                    result.next_obs[seed],
+                )
+                if finished:
+                    parts[seed].append(stack_transitions(finished))
+                returns[seed] += result.episode_returns[seed]
+                lengths[seed] += result.episode_lengths[seed]
+            self.steps += self.collector.actors
+            taken += self.collector.actors
+        transitions = [concat_transitions(p) for p in parts]
+        return Collected(transitions, returns, lengths, taken, self.version, non_finite)
+
+    def adapt(self, states: np.ndarray) -> None:
+        """Let the explorer adapt to the acting params on states shaped (seeds, batch, ...)."""
+        self.explorer.adapt(self.params, states, self.rngs)
+
+    def state(self) -> dict:
+        """The env copies' RNG states (JSON), to checkpoint; the explorer's arrays are explore_state()."""
+        return self.collector.state()
+
+    def load_state(self, state: dict, explore: dict, steps: int) -> None:
+        """Restore the copies' RNGs and the explorer; every copy restarts its episode, the writers start empty."""
+        self.collector.load_state(state)
+        self.explorer.load_state(explore)
+        self.steps = steps
+        for writer in self.writers:
+            writer.queues = [type(q)() for q in writer.queues]
+
+    def close(self) -> None:
+        """Close the env copies."""
+        self.collector.close()

@@ -1,0 +1,213 @@
+"""Drivers: the learner state and its jitted update, fed by the loop. ReplayDriver learns from a replay;
+DPG's online driver (dpgkit.algos.dpg) from the transitions just collected.
+
+A driver stores what the loop collected, says when an update is due, dispatches it (not waited for),
+finishes it (priorities back to the replay, before the next transitions are stored), and hands out the
+acting params with their version (the number of updates behind them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import warnings
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dpgkit.checkpoint import flatten_tree, unflatten_tree
+from dpgkit.collect.actor import Collected
+from dpgkit.config import Config, validate
+from dpgkit.explore import Explorer, make_explorer
+from dpgkit.learn import Batch, LearnerSpec, init_learner, update_block
+from dpgkit.replay import PrioritizedReplay, ReplayBuffer
+
+
+class NonFiniteError(FloatingPointError):
+    """Training met a NaN or inf (observation, reward or loss) and stopped."""
+
+
+def learner_spec(config: Config, action_dim: int) -> LearnerSpec:
+    """The static update settings of a config."""
+    names = {f.name for f in dataclasses.fields(LearnerSpec)} - {"action_dim", "layer_norm", "noisy"}
+    return LearnerSpec(
+        action_dim=action_dim,
+        layer_norm=config.explore == "param" if config.layer_norm is None else config.layer_norm,
+        noisy=config.explore == "noisy",
+        **{name: getattr(config, name) for name in names},
+    )
+
+
+def make_replay(config: Config, example) -> ReplayBuffer:
+    """The configured replay: uniform or proportional prioritized."""
+    if config.replay == "prioritized":
+        return PrioritizedReplay(
+            config.seeds, config.buffer_size, example, config.priority_alpha, config.priority_eps
+        )
+    return ReplayBuffer(config.seeds, config.buffer_size, example)
+
+
+def annealed_beta(beta0: float, steps: int, total_steps: int) -> float:
+    """beta = beta0 + (1 - beta0) min(1, steps / total_steps): linear to 1 over the run (Schaul et al. 2016)."""
+    return beta0 + (1.0 - beta0) * min(1.0, steps / total_steps)
+
+
+def stack_trees(trees):
+    """Stack pytrees along a new leading (seed) axis."""
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def calls_actor_step(first_update: int, count: int, policy_delay: int) -> bool:
+    """Whether updates first_update .. first_update + count - 1 include an actor step ((u + 1) % d == 0)."""
+    return any((u + 1) % policy_delay == 0 for u in range(first_update, first_update + count))
+
+
+class ReplayDriver:
+    """DDPG, TD3 and D4PG: the vmapped learner state, the replay it samples K x B from per call, and a host
+    copy of the actor to act with (refreshed by calls with an actor step)."""
+
+    newest_only = ("replay",)
+    """Checkpoint groups only a run's newest checkpoint keeps."""
+    check = staticmethod(validate)
+    """Raise ValueError naming the first config field that makes no sense (before any work)."""
+
+    def __init__(
+        self,
+        config: Config,
+        obs_space,
+        action_dim: int,
+        agent_seeds: list[int],
+        rngs: list[np.random.Generator],
+        stop_message: Callable[[str, int], str],
+    ):
+        self.config, self.rngs, self.stop_message = config, rngs, stop_message
+        self.obs_dim, self.action_dim = obs_space.shape[0], action_dim
+        self.spec = learner_spec(config, action_dim)
+        obs_example = jnp.zeros((1, self.obs_dim), jnp.float32)
+        self.state = stack_trees(
+            [init_learner(self.spec, jax.random.PRNGKey(s), obs_example) for s in agent_seeds]
+        )
+        self.update_fn = jax.jit(jax.vmap(functools.partial(update_block, self.spec), in_axes=(0, 0, None)))
+        self.act_fn = jax.jit(jax.vmap(self.spec.actor.apply))
+        example = Batch(
+            obs=np.zeros(self.obs_dim, np.float32),
+            action=np.zeros(action_dim, np.float32),
+            reward=np.float32(0),
+            discount=np.float32(0),
+            next_obs=np.zeros(self.obs_dim, np.float32),
+        )
+        self.replay = make_replay(config, example)
+        self.pending_priorities: tuple | None = None
+        self.pending: list = []
+        self.host = jax.devices("cpu")[0]
+        self.acting_actor = jax.device_put(self.state.actor, self.host)
+        self.updates = 0
+        self.learning_from = config.learning_starts
+
+    def explorer(self) -> Explorer:
+        """The configured behaviour policy around this driver's actor."""
+        config = self.config
+        return make_explorer(config, self.spec.actor, self.act_fn, config.seeds, self.action_dim, self.obs_dim)
+
+    @property
+    def actor_params(self):
+        """The learner's current actor params (stacked over seeds)."""
+        return self.state.actor
+
+    def acting(self) -> tuple:
+        """(host copy of the actor, version) to act with."""
+        return self.acting_actor, self.updates
+
+    def policy(self, obs: np.ndarray) -> np.ndarray:
+        """Deterministic actions in actor units for obs shaped (seeds, copies, obs_dim)."""
+        return np.asarray(self.act_fn(self.acting_actor, np.asarray(obs, np.float32)))
+
+    def learning(self, steps: int) -> bool:
+        """Whether the random warm-up is over."""
+        return steps >= self.learning_from
+
+    def due(self, steps: int) -> bool:
+        """A learner call every train_freq vector steps once learning has started."""
+        return self.learning(steps) and (steps // self.config.actors) % self.config.train_freq == 0
+
+    def store(self, collected: Collected, steps: int) -> None:
+        """Add each seed's transitions to its part of the replay."""
+        for seed, transitions in enumerate(collected.transitions):
+            if transitions is not None:
+                self.replay.add(seed, Batch(*transitions))
+
+    def dispatch(self, steps: int) -> None:
+        """Sample K batches per seed at once and dispatch K updates in one jitted call (not waited for).
+
+        The acting policy is a host (CPU) copy of the actor, refreshed only by calls with an actor step (the
+        values are otherwise the same), so after a critic-only call the next env steps run while it computes.
+        """
+        k, b = self.config.gradient_steps, self.config.batch_size
+        indices = self.replay.sample_indices(self.rngs, k * b)
+        batch = self.replay.gather(indices)
+        if isinstance(self.replay, PrioritizedReplay):
+            beta = annealed_beta(self.config.priority_beta, steps, self.config.total_steps)
+            batch = batch._replace(weight=self.replay.weights(indices, beta))
+        batch = jax.tree_util.tree_map(lambda x: x.reshape((x.shape[0], k, b) + x.shape[2:]), batch)
+        self.state, summary, priorities = self.update_fn(self.state, batch, np.int32(self.updates))
+        if isinstance(self.replay, PrioritizedReplay):
+            self.pending_priorities = (indices, priorities)
+        if calls_actor_step(self.updates, k, self.config.policy_delay):
+            self.acting_actor = jax.device_put(self.state.actor, self.host)
+        self.updates += k
+        self.pending.append((steps, summary))
+
+    def finish(self, steps: int) -> None:
+        """Give the transitions of the last learner call their new priorities (waits for that call); a non-finite
+        one stops training, at env step `steps`, before it reaches the sum tree."""
+        if self.pending_priorities is not None:
+            indices, priorities = self.pending_priorities
+            priorities = np.asarray(priorities).reshape(indices.shape)
+            if not np.isfinite(priorities).all():
+                raise NonFiniteError(self.stop_message("non-finite loss (TD error of a priority)", steps))
+            self.replay.update_priorities(indices, priorities)
+            self.pending_priorities = None
+
+    def check_losses(self, stats: dict) -> None:
+        """Fetch the losses of the calls since the last check; stop at the first non-finite one."""
+        for steps, summary in jax.device_get(self.pending):
+            if not (
+                np.isfinite(summary["critic_loss"]).all() and np.isfinite(summary["actor_loss_sum"]).all()
+            ):
+                self.pending.clear()
+                raise NonFiniteError(self.stop_message("non-finite loss", steps))
+            stats["critic_loss"] += summary["critic_loss"]
+            stats["critic_calls"] += 1
+            stats["actor_loss"] += summary["actor_loss_sum"]
+            stats["actor_steps"] += summary["actor_steps"]
+        self.pending.clear()
+
+    def sample_states(self) -> np.ndarray:
+        """A uniform batch of replay observations per seed, for the explorer's adaptation."""
+        indices = ReplayBuffer.sample_indices(self.replay, self.rngs, self.config.batch_size)
+        return self.replay.gather(indices).obs
+
+    def checkpoint_contents(self, steps: int) -> tuple[dict, dict]:
+        """Learner state and replay (priorities written back first); the update count and warm-up end."""
+        self.finish(steps)
+        arrays = {"learner": flatten_tree(self.state), "replay": self.replay.state()}
+        return arrays, {"updates": self.updates, "learning_from": self.learning_from}
+
+    def restore(self, arrays: dict, meta: dict, steps: int) -> None:
+        """Load what checkpoint_contents wrote; without its replay (not a run's newest checkpoint), the random
+        warm-up starts again from `steps`."""
+        self.state = jax.tree_util.tree_map(jnp.asarray, unflatten_tree(self.state, arrays["learner"]))
+        self.acting_actor = jax.device_put(self.state.actor, self.host)
+        self.updates = meta["updates"]
+        self.learning_from = meta.get("learning_from", self.config.learning_starts)
+        if "replay" in arrays:
+            self.replay.load_state(arrays["replay"])
+            return
+        warnings.warn(
+            f"this checkpoint holds no replay (only a run's newest checkpoint does): the agent acts as saved, "
+            f"and learning from it refills the replay with {self.config.learning_starts} random steps first",
+            stacklevel=4,
+        )
+        self.learning_from = steps + self.config.learning_starts
