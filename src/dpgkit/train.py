@@ -33,13 +33,17 @@ class NonFiniteError(FloatingPointError):
 
 def learner_spec(config: Config, action_dim: int) -> LearnerSpec:
     """The static update settings of a config."""
-    names = {f.name for f in dataclasses.fields(LearnerSpec)} - {"action_dim", "layer_norm", "noisy"}
-    return LearnerSpec(
-        action_dim=action_dim,
-        layer_norm=config.explore == "param" if config.layer_norm is None else config.layer_norm,
-        noisy=config.explore == "noisy",
-        **{name: getattr(config, name) for name in names},
-    )
+    derived = {
+        "action_dim": action_dim,
+        "actor_hidden": tuple(config.actor_hidden or config.hidden),
+        "critic_hidden": tuple(config.critic_hidden or config.hidden),
+        "layer_norm": config.explore == "param" and config.torso == "relu"
+        if config.layer_norm is None
+        else config.layer_norm,
+        "noisy": config.explore == "noisy",
+    }
+    names = {f.name for f in dataclasses.fields(LearnerSpec)} - set(derived)
+    return LearnerSpec(**derived, **{name: getattr(config, name) for name in names})
 
 
 def host_rng(agent_seed: int) -> np.random.Generator:
@@ -79,6 +83,14 @@ def stack_trees(trees):
 def calls_actor_step(first_update: int, count: int, policy_delay: int) -> bool:
     """Whether updates first_update .. first_update + count - 1 include an actor step ((u + 1) % d == 0)."""
     return any((u + 1) % policy_delay == 0 for u in range(first_update, first_update + count))
+
+
+def changes_acting_actor(config: Config, first_update: int, count: int) -> bool:
+    """Whether updates first_update .. first_update + count - 1 change the actor that acts: the online one (an
+    actor step), or with act_with_target the target one (an actor step under Polyak, a copy under hard targets)."""
+    if config.act_with_target and config.target_update_every:
+        return crossed(first_update, first_update + count, config.target_update_every)
+    return calls_actor_step(first_update, count, config.policy_delay)
 
 
 def crossed(before: int, after: int, every: int) -> bool:
@@ -122,7 +134,7 @@ class Trainer:
         )
         self.pending_priorities: tuple | None = None
         self.host = jax.devices("cpu")[0]
-        self.acting_actor = jax.device_put(self.state.actor, self.host)
+        self.refresh_acting_actor()
         self.pending: list = []
         self.steps = 0
         self.updates = 0
@@ -133,6 +145,11 @@ class Trainer:
         self.last_eval = np.full(config.seeds, np.nan)
         self.last_checkpoint: pathlib.Path | None = None
         self.run_id = uuid.uuid4().hex
+
+    def refresh_acting_actor(self) -> None:
+        """Copy the actor that acts (the online one, or the target one with act_with_target) to the host."""
+        actor = self.state.target_actor if self.config.act_with_target else self.state.actor
+        self.acting_actor = jax.device_put(actor, self.host)
 
     def policy(self, obs: np.ndarray) -> np.ndarray:
         """Deterministic actions in actor units for obs shaped (seeds, copies, obs_dim)."""
@@ -180,8 +197,8 @@ class Trainer:
     def learner_call(self) -> None:
         """Sample K batches per seed at once and dispatch K updates in one jitted call (not waited for).
 
-        The acting policy is a host (CPU) copy of the actor, refreshed only by calls with an actor step (the
-        values are otherwise the same), so after a critic-only call the next env steps run while it computes.
+        The acting policy is a host (CPU) copy of the actor, refreshed only by calls that change it (the values
+        are otherwise the same), so after a call that does not the next env steps run while it computes.
         """
         k, b = self.config.gradient_steps, self.config.batch_size
         indices = self.replay.sample_indices(self.rngs, k * b)
@@ -193,8 +210,8 @@ class Trainer:
         self.state, summary, priorities = self.update_fn(self.state, batch, np.int32(self.updates))
         if isinstance(self.replay, PrioritizedReplay):
             self.pending_priorities = (indices, priorities)
-        if calls_actor_step(self.updates, k, self.config.policy_delay):
-            self.acting_actor = jax.device_put(self.state.actor, self.host)
+        if changes_acting_actor(self.config, self.updates, k):
+            self.refresh_acting_actor()
         self.updates += k
         self.pending.append((self.steps, summary))
 
@@ -358,5 +375,6 @@ def summarize(stats: dict, sps: float) -> dict:
 def config_from_meta(config_class: type[Config], meta: dict) -> Config:
     """Rebuild the config saved in a checkpoint."""
     values = dict(meta["config"])
-    values["hidden"] = tuple(values["hidden"])
+    for name in ("hidden", "actor_hidden", "critic_hidden"):
+        values[name] = None if values.get(name) is None else tuple(values[name])
     return config_class(**values)

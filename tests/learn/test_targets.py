@@ -4,9 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dpgkit.learn.learner import LearnerSpec, critic_losses
+from dpgkit.config import TD3Config
+from dpgkit.learn.learner import critic_losses
 from dpgkit.learn.losses import dpg_actor_loss, weighted_mean
 from dpgkit.learn.targets import clipped_double_q, smoothed_target_action, td_target
+from dpgkit.train import learner_spec
 
 
 def test_td_target_terminal_and_multistep_discounts():
@@ -89,7 +91,7 @@ def test_smoothed_target_action_depends_on_key():
     np.testing.assert_array_equal(a, c)
 
 
-SCALAR = LearnerSpec(action_dim=1)
+SCALAR = learner_spec(TD3Config(), 1)
 
 
 def critic_mse_loss(q, target, weight=None):

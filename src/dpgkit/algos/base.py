@@ -116,6 +116,7 @@ class Agent:
         )
         agent = agent_class(env or config.env, config=dataclasses.replace(config, run_dir=str(run_dir)))
         agent.trainer.restore(arrays, meta)
+        agent.trainer.refresh_acting_actor()
         return agent
 
 

@@ -227,6 +227,9 @@ class OnlineTrainer:
         self.last_eval = np.asarray(meta["last_eval"], np.float64)
         self.run_id = meta.get("run_id", self.run_id)
 
+    def refresh_acting_actor(self) -> None:
+        """Nothing to refresh: DPG acts with its current parameters."""
+
     def close(self) -> None:
         """Close every environment."""
         self.collector.close()

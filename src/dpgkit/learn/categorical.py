@@ -58,3 +58,9 @@ def suggest_support(reward_min: float, reward_max: float, gamma: float, horizon:
     v_min = reward_min * factor if reward_min < 0 else reward_min
     v_max = reward_max * factor if reward_max > 0 else reward_max
     return float(v_min), float(v_max)
+
+
+def mass_outside(next_probs, reward, discount, atoms_z):
+    """Per example, sum_j p_j [r + discount z_j < v_min or > v_max]: the target mass the projection clips."""
+    tz = reward[:, None] + discount[:, None] * atoms_z[None]
+    return jnp.sum(next_probs * ((tz < atoms_z[0]) | (tz > atoms_z[-1])), axis=-1)
