@@ -7,6 +7,7 @@ import functools
 import pathlib
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 
 import gymnasium as gym
@@ -19,12 +20,16 @@ from dpgkit.checkpoint import flatten_tree, latest_checkpoint, save_checkpoint, 
 from dpgkit.collect import Collector, LocalCollector
 from dpgkit.config import Config, validate
 from dpgkit.envs import check_action_space, check_observation_space
-from dpgkit.evaluate import Evaluator
+from dpgkit.evaluate import Evaluator, discounted_returns_to_go, fully_observed, value_error
 from dpgkit.explore import make_explorer
 from dpgkit.learn import Batch, LearnerSpec, init_learner, update_block
+from dpgkit.learn.learner import first_q
 from dpgkit.logger import RunLogger
 from dpgkit.progress import TrainingProgress
 from dpgkit.replay import NStepWriter, PrioritizedReplay, ReplayBuffer
+
+VALUE_CHUNK = 1024
+"""States per seed in one jitted critic evaluation of the value diagnostic (padded, so it compiles once)."""
 
 
 class NonFiniteError(FloatingPointError):
@@ -118,6 +123,8 @@ class Trainer:
         )
         self.update_fn = jax.jit(jax.vmap(functools.partial(update_block, self.spec), in_axes=(0, 0, None)))
         self.act_fn = jax.jit(jax.vmap(self.spec.actor.apply))
+        self.q_fn = jax.jit(jax.vmap(functools.partial(first_q, self.spec)))
+        self.warned_unobserved = False
         self.collector: Collector = LocalCollector(make_env, self.agent_seeds, config.actors)
         example = Batch(
             obs=np.zeros(self.obs_dim, np.float32),
@@ -260,6 +267,43 @@ class Trainer:
             self.evaluator = Evaluator(self.make_env, self.config.seeds, episodes)
         return self.evaluator.run(self.policy)
 
+    def critic_estimates(self, obs: np.ndarray, action: np.ndarray) -> np.ndarray:
+        """Q_1(s, a) of each seed's critic 1 (a categorical critic's mean) for obs, action shaped (seeds, N, ...)."""
+        count = obs.shape[1]
+        padded = [
+            np.pad(np.asarray(x, np.float32), [(0, 0), (0, -count % VALUE_CHUNK)] + [(0, 0)] * (x.ndim - 2))
+            for x in (obs, action)
+        ]
+        chunks = [
+            np.asarray(self.q_fn(self.state.critic, *(x[:, i : i + VALUE_CHUNK] for x in padded)))
+            for i in range(0, padded[0].shape[1], VALUE_CHUNK)
+        ]
+        return np.concatenate(chunks, axis=1)[:, :count]
+
+    def value_error(self) -> dict[str, np.ndarray]:
+        """Critic 1's Q(s_t, a_t) against the discounted return G_t that followed, per seed, on the last evaluation's
+        states whose G_t is observed (evaluate.fully_observed); NaN, with one warning per run, where none is."""
+        episodes = self.evaluator.recorded
+
+        def per_seed(x):
+            return np.swapaxes(x, 0, 1).reshape((self.config.seeds, -1) + x.shape[2:])
+
+        steps = episodes.reward.shape[0]
+        mask = per_seed(fully_observed(episodes.length, episodes.terminated, steps, self.config.gamma))
+        returns = per_seed(discounted_returns_to_go(episodes.reward, self.config.gamma))
+        if mask.any():
+            return value_error(
+                self.critic_estimates(per_seed(episodes.obs), per_seed(episodes.action)), returns, mask
+            )
+        if not self.warned_unobserved:
+            self.warned_unobserved = True
+            warnings.warn(
+                "no evaluation state has an observed discounted return (episodes truncated with gamma^(steps "
+                "left) > 0.01 everywhere): eval/q_estimate, eval/value_bias and the rest are NaN",
+                stacklevel=2,
+            )
+        return value_error(np.zeros(mask.shape), returns, mask)
+
     def learn(self, total_steps: int) -> None:
         """Train for total_steps more env steps per seed, with logs, evaluations and checkpoints."""
         if total_steps < 0:
@@ -292,7 +336,7 @@ class Trainer:
                         self.check_losses(stats)
                     if evaluate:
                         self.last_eval = self.evaluate().mean(axis=1)
-                        logger.log(self.steps, {"eval/return": self.last_eval})
+                        logger.log(self.steps, {"eval/return": self.last_eval} | self.value_error())
                     if log:
                         now = time.perf_counter()
                         sps = (self.steps - last_steps) / max(now - last_time, 1e-9)
