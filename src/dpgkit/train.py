@@ -23,6 +23,7 @@ from dpgkit.envs import check_action_space, check_observation_space
 from dpgkit.evaluate import Evaluator, discounted_returns_to_go, fully_observed, value_error
 from dpgkit.explore import make_explorer
 from dpgkit.learn import Batch, LearnerSpec, init_learner, update_block
+from dpgkit.learn.categorical import suggest_support, warmup_support
 from dpgkit.learn.learner import first_q
 from dpgkit.logger import RunLogger
 from dpgkit.progress import TrainingProgress
@@ -30,6 +31,10 @@ from dpgkit.replay import NStepWriter, PrioritizedReplay, ReplayBuffer
 
 VALUE_CHUNK = 1024
 """States per seed in one jitted critic evaluation of the value diagnostic (padded, so it compiles once)."""
+
+
+SUPPORT_WARNING = 0.05
+"""Warn when more than this share of the categorical target's mass falls outside [v_min, v_max] in an interval."""
 
 
 class NonFiniteError(FloatingPointError):
@@ -49,6 +54,12 @@ def learner_spec(config: Config, action_dim: int) -> LearnerSpec:
     }
     names = {f.name for f in dataclasses.fields(LearnerSpec)} - set(derived)
     return LearnerSpec(**derived, **{name: getattr(config, name) for name in names})
+
+
+def declared_reward_range(env: gym.Env) -> tuple[float, float] | None:
+    """The env's own finite reward_range, where it declares one (Gymnasium 1 dropped it; custom envs may keep it)."""
+    low, high = getattr(env.unwrapped, "reward_range", (-np.inf, np.inf))
+    return (float(low), float(high)) if np.isfinite([low, high]).all() else None
 
 
 def host_rng(agent_seed: int) -> np.random.Generator:
@@ -114,16 +125,28 @@ class Trainer:
         check_observation_space(probe.observation_space)
         self.obs_dim = probe.observation_space.shape[0]
         self.action_dim = probe.action_space.shape[0]
+        self.horizon = probe.spec.max_episode_steps if probe.spec is not None else None
+        reward_range = declared_reward_range(probe)
         probe.close()
         self.agent_seeds = [config.seed + i for i in range(config.seeds)]
+        self.support_log: dict[str, float] = {}
+        if config.atoms and config.v_min is None:
+            if reward_range is not None:
+                support = suggest_support(*reward_range, config.gamma, self.horizon)
+                config = self.config = config.replace(v_min=support[0], v_max=support[1])
+                self.note_support(f"from the env's reward_range {reward_range}")
+            elif config.learning_starts == 0:
+                raise ValueError(
+                    "config.v_min and config.v_max are needed: the env declares no finite reward_range and "
+                    "learning_starts 0 leaves no warm-up to derive the categorical support from"
+                )
         self.spec = learner_spec(config, self.action_dim)
         obs_example = jnp.zeros((1, self.obs_dim), jnp.float32)
         self.state = stack_trees(
             [init_learner(self.spec, jax.random.PRNGKey(s), obs_example) for s in self.agent_seeds]
         )
-        self.update_fn = jax.jit(jax.vmap(functools.partial(update_block, self.spec), in_axes=(0, 0, None)))
+        self.compile_learner()
         self.act_fn = jax.jit(jax.vmap(self.spec.actor.apply))
-        self.q_fn = jax.jit(jax.vmap(functools.partial(first_q, self.spec)))
         self.warned_unobserved = False
         self.collector: Collector = LocalCollector(make_env, self.agent_seeds, config.actors)
         example = Batch(
@@ -152,6 +175,36 @@ class Trainer:
         self.last_eval = np.full(config.seeds, np.nan)
         self.last_checkpoint: pathlib.Path | None = None
         self.run_id = uuid.uuid4().hex
+
+    def compile_learner(self) -> None:
+        """The jitted update and critic evaluation of the current spec (compiled at their first call)."""
+        self.update_fn = jax.jit(jax.vmap(functools.partial(update_block, self.spec), in_axes=(0, 0, None)))
+        self.q_fn = jax.jit(jax.vmap(functools.partial(first_q, self.spec)))
+
+    def note_support(self, source: str) -> None:
+        """Print a derived categorical support once and keep it for the next log line."""
+        v_min, v_max = self.config.v_min, self.config.v_max
+        print(f"dpgkit: categorical support [{v_min:.6g}, {v_max:.6g}] {source} (saved with the config)")
+        self.support_log = {"critic/v_min": v_min, "critic/v_max": v_max}
+
+    def derive_support(self) -> None:
+        """Fix [v_min, v_max] from the warm-up's rewards in the replay (categorical.warmup_support), before the
+        first update compiles; the values go into the config, so checkpoints keep them."""
+        rewards = np.concatenate(
+            [self.replay.storage.reward[s, :size] for s, size in enumerate(self.replay.size)]
+        )
+        if not rewards.size or (self.config.gamma >= 1.0 and self.horizon is None):
+            raise ValueError(
+                "config.v_min and config.v_max are needed: no warm-up transition, or gamma 1 without a time limit, "
+                "to derive the categorical support from"
+            )
+        v_min, v_max = warmup_support(rewards, self.config.gamma, self.config.n_step, self.horizon)
+        self.config = self.config.replace(v_min=v_min, v_max=v_max)
+        self.spec = learner_spec(self.config, self.action_dim)
+        self.compile_learner()
+        self.note_support(
+            f"from the rewards of {rewards.size} warm-up transitions (widened by half its width)"
+        )
 
     def refresh_acting_actor(self) -> None:
         """Copy the actor that acts (the online one, or the target one with act_with_target) to the host."""
@@ -207,6 +260,8 @@ class Trainer:
         The acting policy is a host (CPU) copy of the actor, refreshed only by calls that change it (the values
         are otherwise the same), so after a call that does not the next env steps run while it computes.
         """
+        if self.spec.atoms and self.spec.v_min is None:
+            self.derive_support()
         k, b = self.config.gradient_steps, self.config.batch_size
         indices = self.replay.sample_indices(self.rngs, k * b)
         batch = self.replay.gather(indices)
@@ -253,6 +308,9 @@ class Trainer:
             stats["critic_calls"] += 1
             stats["actor_loss"] += summary["actor_loss_sum"]
             stats["actor_steps"] += summary["actor_steps"]
+            if "support_outside" in summary:
+                stats["support_outside"] += summary["support_outside"]
+                stats["support_calls"] += 1
         self.pending.clear()
 
     def stop_message(self, what: str, steps: int) -> str:
@@ -284,6 +342,8 @@ class Trainer:
         """Critic 1's Q(s_t, a_t) against the discounted return G_t that followed, per seed, on the last evaluation's
         states whose G_t is observed (evaluate.fully_observed); NaN, with one warning per run, where none is."""
         episodes = self.evaluator.recorded
+        if self.spec.atoms and self.spec.v_min is None:
+            return {}
 
         def per_seed(x):
             return np.swapaxes(x, 0, 1).reshape((self.config.seeds, -1) + x.shape[2:])
@@ -340,9 +400,10 @@ class Trainer:
                     if log:
                         now = time.perf_counter()
                         sps = (self.steps - last_steps) / max(now - last_time, 1e-9)
-                        logger.log(
-                            self.steps, summarize(stats, sps) | self.explorer.log_values(self.state.actor)
-                        )
+                        values = summarize(stats, sps) | self.explorer.log_values(self.state.actor)
+                        warn_outside_support(values)
+                        logger.log(self.steps, values | self.support_log)
+                        self.support_log = {}
                         stats, last_time, last_steps = new_stats(config.seeds), now, self.steps
                     if checkpoint:
                         self.save(self.run_dir)
@@ -400,6 +461,8 @@ def new_stats(seeds: int) -> dict:
         "critic_calls": 0,
         "actor_loss": np.zeros(seeds),
         "actor_steps": np.zeros(seeds),
+        "support_outside": np.zeros(seeds),
+        "support_calls": 0,
     }
 
 
@@ -413,7 +476,21 @@ def summarize(stats: dict, sps: float) -> dict:
             if stats["critic_calls"]
             else np.nan,
             "losses/actor": stats["actor_loss"] / stats["actor_steps"],
+            "losses/support_outside": stats["support_outside"] / stats["support_calls"]
+            if stats["support_calls"]
+            else np.nan,
         }
+
+
+def warn_outside_support(values: dict) -> None:
+    """Warn when a large share of the categorical target's mass fell outside the support in the interval."""
+    outside = np.nanmax(np.append(values["losses/support_outside"], 0.0))
+    if outside > SUPPORT_WARNING:
+        warnings.warn(
+            f"{outside:.0%} of the categorical target's mass fell outside [v_min, v_max] (losses/support_outside):"
+            " widen config.v_min / config.v_max",
+            stacklevel=2,
+        )
 
 
 def config_from_meta(config_class: type[Config], meta: dict) -> Config:
