@@ -76,8 +76,8 @@ class Config:
     atoms: int = 0
     """Atoms of a categorical (distributional) critic over [v_min, v_max] (D4PG: 51); 0: a scalar critic."""
     v_min: float | None = None
-    """Lowest atom of the categorical critic: below the lowest discounted return (None with v_max None: derived,
-    see dpgkit.train.derived_support, and written into the saved config)."""
+    """Lowest atom of the categorical critic, below the lowest discounted return. None (with v_max None): derived
+    from the env's finite reward_range, or else from the warm-up's rewards when learning starts; then saved."""
     v_max: float | None = None
     """Highest atom of the categorical critic: above the highest discounted return (None: derived with v_min)."""
     n_step: int = 1
