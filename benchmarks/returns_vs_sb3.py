@@ -54,26 +54,28 @@ def run_dpgkit(
     name: str = "",
     **overrides,
 ) -> Path:
-    """Train (or resume) a dpgkit algorithm with all seeds vmapped; returns the run dir (default name dpgkit-k<K>)."""
+    """Train (or resume) a dpgkit algorithm with all seeds vmapped; returns the run dir (default name dpgkit-k<K>).
+
+    The overrides are config fields; they take precedence over this benchmark's schedule (learning_starts,
+    train_freq = gradient_steps = k, evaluation and checkpoint intervals)."""
     run_dir = out / (name or f"dpgkit-k{k}")
     agent_class = ALGORITHMS[algo]
     if (run_dir / "checkpoints" / "LATEST").exists():
         agent = agent_class.load(run_dir)
     else:
-        agent = agent_class(
-            env,
-            seed=first_seed,
-            seeds=seeds,
-            total_steps=steps,
-            learning_starts=LEARNING_STARTS,
-            train_freq=k,
-            gradient_steps=k,
-            eval_every=EVAL_EVERY,
-            eval_episodes=EPISODES,
-            checkpoint_every=10_000,
-            run_dir=str(run_dir),
-            **overrides,
-        )
+        schedule = {
+            "seed": first_seed,
+            "seeds": seeds,
+            "total_steps": steps,
+            "learning_starts": LEARNING_STARTS,
+            "train_freq": k,
+            "gradient_steps": k,
+            "eval_every": EVAL_EVERY,
+            "eval_episodes": EPISODES,
+            "checkpoint_every": 10_000,
+            "run_dir": str(run_dir),
+        }
+        agent = agent_class(env, **(schedule | overrides))
     agent.learn()
     agent.save()
     return run_dir

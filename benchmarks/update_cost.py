@@ -23,16 +23,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dpgkit.config import D4PGConfig, DDPGConfig, TD3Config
+from dpgkit.driver import learner_spec
 from dpgkit.learn import Batch, LearnerSpec, init_learner, update_block
 
 OBS, ACT, BATCH = 17, 6, 256
 
 
-TD3 = LearnerSpec(action_dim=ACT)
-DDPG = LearnerSpec(action_dim=ACT, num_critics=1, policy_delay=1, target_noise=0.0)
-D4PG = LearnerSpec(
-    action_dim=ACT, num_critics=1, policy_delay=1, target_noise=0.0, atoms=51, v_min=-100.0, v_max=1500.0
-)
+TD3 = learner_spec(TD3Config(), ACT)
+DDPG = learner_spec(DDPGConfig(), ACT)
+D4PG = learner_spec(D4PGConfig(v_min=-100.0, v_max=1500.0), ACT)
 
 
 def batches(rng: np.random.Generator, seeds: int, k: int, weighted: bool = False) -> Batch:

@@ -25,12 +25,22 @@ class Config:
     """Discount factor."""
     tau: float = 0.005
     """Polyak averaging rate of the target networks: target <- tau * online + (1 - tau) * target."""
+    target_update_every: int = 0
+    """0: targets follow by Polyak averaging with tau after every actor step. N > 0: targets are copies of the
+    online networks, renewed after every N-th learner update (update u, counted from 0 over the whole run in
+    critic updates, so K and policy_delay do not change it, copies when (u + 1) % N == 0; Acme: 100); tau unused."""
     actor_lr: float = 3e-4
     """Adam learning rate of the actor."""
     critic_lr: float = 3e-4
     """Adam learning rate of the critic(s)."""
     critic_l2: float = 0.0
     """L2 weight decay of the critic (added to its gradient, as Lillicrap et al. 2015 use 1e-2)."""
+    max_grad_norm: float = 0.0
+    """If > 0, the actor's and the critics' gradients are each clipped to this global L2 norm before Adam (Acme:
+    40); 0: off."""
+    dqda_clip: float = 0.0
+    """If > 0, each example's dQ/da is clipped to this L2 norm before it reaches the actor, through the loss
+    0.5 ||sg(a + clip(dQ/da)) - a||^2 (then the logged actor loss; Acme's D4PG: 1); 0: off, the loss -Q(s, mu(s))."""
     batch_size: int = 256
     """Transitions per gradient update."""
     buffer_size: int = 1_000_000
@@ -43,6 +53,14 @@ class Config:
     """Gradient updates per learner call (K), run in one jitted lax.scan."""
     hidden: tuple[int, ...] = (256, 256)
     """Hidden layer sizes of the actor and the critic MLPs."""
+    actor_hidden: tuple[int, ...] | None = None
+    """Hidden layer sizes of the actor alone (None: hidden)."""
+    critic_hidden: tuple[int, ...] | None = None
+    """Hidden layer sizes of the critic alone (None: hidden)."""
+    torso: Literal["relu", "layernorm"] = "relu"
+    """Hidden layers of actor and critic: relu (dense, ReLU), or layernorm, Acme's LayerNormMLP (dense, LayerNorm,
+    tanh in the first layer; dense, ELU in the others). Unlike layer_norm (the actor alone, LayerNorm before every
+    ReLU, Plappert et al. 2018 for parameter noise), it changes both networks and their activations."""
     critic_action_layer: int = 0
     """Hidden layer whose input the action joins in the critic (0: with the observation; 1: second layer)."""
     final_init: float = 0.0
@@ -57,10 +75,11 @@ class Config:
     """Clip of the target-policy smoothing noise."""
     atoms: int = 0
     """Atoms of a categorical (distributional) critic over [v_min, v_max] (D4PG: 51); 0: a scalar critic."""
-    v_min: float = -150.0
-    """Lowest atom of the categorical critic: below the lowest discounted return (see suggest_support)."""
-    v_max: float = 150.0
-    """Highest atom of the categorical critic: above the highest discounted return."""
+    v_min: float | None = None
+    """Lowest atom of the categorical critic, below the lowest discounted return. None (with v_max None): derived
+    from the env's finite reward_range, or else from the warm-up's rewards when learning starts; then saved."""
+    v_max: float | None = None
+    """Highest atom of the categorical critic: above the highest discounted return (None: derived with v_min)."""
     n_step: int = 1
     """n of the n-step return R = sum_{k<n} gamma^k r_{t+k+1} bootstrapped with gamma^n (D4PG: 5)."""
     replay: Literal["uniform", "prioritized"] = "uniform"
@@ -92,7 +111,11 @@ class Config:
     param_resample_every: int = 0
     """Parameter noise: environment steps between new perturbations of every copy (0: at each episode start)."""
     layer_norm: bool | None = None
-    """Layer normalization in the actor's hidden layers (None: on with parameter noise, off otherwise)."""
+    """Layer normalization before each ReLU of the actor's hidden layers, for parameter noise (None: on with
+    parameter noise and the relu torso, off otherwise); not with the layernorm torso, which has its own."""
+    act_with_target: bool = False
+    """Act (explore, evaluate, Agent.act) with the target actor, as Acme's actors do. Off by default: DDPG's and
+    TD3's papers, the TD3 authors' code and SB3 act with the online actor, and runs stay as they were."""
     noisy_sigma0: float = 0.5
     """NoisyNet: initial sigma of every weight is noisy_sigma0 / sqrt(fan_in)."""
     noisy_resample: Literal["episode", "step"] = "episode"
@@ -215,6 +238,9 @@ def validate(config: Config) -> None:
         "param_resample_every",
         "noisy_sigma0",
         "ou_theta",
+        "target_update_every",
+        "max_grad_norm",
+        "dqda_clip",
         "eval_every",
         "checkpoint_every",
         "checkpoint_seconds",
@@ -233,15 +259,26 @@ def validate(config: Config) -> None:
         raise ValueError(
             f"config.batch_size ({config.batch_size}) is larger than the replay (buffer_size {config.buffer_size})"
         )
-    if not config.hidden or any(h <= 0 for h in config.hidden):
-        raise ValueError(f"config.hidden must be a non-empty list of positive sizes, got {config.hidden!r}")
-    if not 0 <= config.critic_action_layer < len(config.hidden):
+    for name in ("hidden", "actor_hidden", "critic_hidden"):
+        sizes = getattr(config, name)
+        if (sizes is not None or name == "hidden") and (not sizes or any(h <= 0 for h in sizes)):
+            raise ValueError(f"config.{name} must be a non-empty list of positive sizes, got {sizes!r}")
+    critic_layers = len(config.critic_hidden or config.hidden)
+    if not 0 <= config.critic_action_layer < critic_layers:
         raise ValueError(
-            f"config.critic_action_layer must be in [0, {len(config.hidden) - 1}], got {config.critic_action_layer}"
+            f"config.critic_action_layer must be in [0, {critic_layers - 1}], got {config.critic_action_layer}"
+        )
+    if config.torso not in ("relu", "layernorm"):
+        raise ValueError(f"config.torso must be 'relu' or 'layernorm', got {config.torso!r}")
+    if config.torso == "layernorm" and config.layer_norm:
+        raise ValueError(
+            "config.layer_norm (LayerNorm before ReLU) cannot be on with config.torso 'layernorm'"
         )
     if config.atoms == 1 or config.atoms < 0:
         raise ValueError(f"config.atoms must be 0 (a scalar critic) or at least 2, got {config.atoms}")
-    if config.atoms and not config.v_min < config.v_max:
+    if (config.v_min is None) != (config.v_max is None):
+        raise ValueError("config.v_min and config.v_max must both be given, or both None (derived)")
+    if config.atoms and config.v_min is not None and not config.v_min < config.v_max:
         raise ValueError(f"config.v_min ({config.v_min}) must be below config.v_max ({config.v_max})")
     if not 0.0 <= config.priority_beta <= 1.0:
         raise ValueError(f"config.priority_beta must be in [0, 1], got {config.priority_beta!r}")

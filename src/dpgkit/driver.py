@@ -13,6 +13,7 @@ import functools
 import warnings
 from collections.abc import Callable
 
+import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,7 +23,12 @@ from dpgkit.collect.actor import Collected
 from dpgkit.config import Config, validate
 from dpgkit.explore import Explorer, make_explorer
 from dpgkit.learn import Batch, LearnerSpec, init_learner, update_block
+from dpgkit.learn.categorical import suggest_support, warmup_support
+from dpgkit.learn.learner import first_q
 from dpgkit.replay import PrioritizedReplay, ReplayBuffer
+
+VALUE_CHUNK = 1024
+"""States per seed in one jitted critic evaluation of the value diagnostic (padded, so it compiles once)."""
 
 
 class NonFiniteError(FloatingPointError):
@@ -31,13 +37,28 @@ class NonFiniteError(FloatingPointError):
 
 def learner_spec(config: Config, action_dim: int) -> LearnerSpec:
     """The static update settings of a config."""
-    names = {f.name for f in dataclasses.fields(LearnerSpec)} - {"action_dim", "layer_norm", "noisy"}
-    return LearnerSpec(
-        action_dim=action_dim,
-        layer_norm=config.explore == "param" if config.layer_norm is None else config.layer_norm,
-        noisy=config.explore == "noisy",
-        **{name: getattr(config, name) for name in names},
-    )
+    derived = {
+        "action_dim": action_dim,
+        "actor_hidden": tuple(config.actor_hidden or config.hidden),
+        "critic_hidden": tuple(config.critic_hidden or config.hidden),
+        "layer_norm": config.explore == "param" and config.torso == "relu"
+        if config.layer_norm is None
+        else config.layer_norm,
+        "noisy": config.explore == "noisy",
+    }
+    names = {f.name for f in dataclasses.fields(LearnerSpec)} - set(derived)
+    return LearnerSpec(**derived, **{name: getattr(config, name) for name in names})
+
+
+def declared_reward_range(env: gym.Env) -> tuple[float, float] | None:
+    """The env's own finite reward_range, where it declares one (Gymnasium 1 dropped it; custom envs may keep it)."""
+    low, high = getattr(env.unwrapped, "reward_range", (-np.inf, np.inf))
+    return (float(low), float(high)) if np.isfinite([low, high]).all() else None
+
+
+def crossed(before: int, after: int, every: int) -> bool:
+    """Whether a multiple of `every` lies in (before, after]."""
+    return every > 0 and after // every > before // every
 
 
 def make_replay(config: Config, example) -> ReplayBuffer:
@@ -64,6 +85,14 @@ def calls_actor_step(first_update: int, count: int, policy_delay: int) -> bool:
     return any((u + 1) % policy_delay == 0 for u in range(first_update, first_update + count))
 
 
+def changes_acting_actor(config: Config, first_update: int, count: int) -> bool:
+    """Whether updates first_update .. first_update + count - 1 change the actor that acts: the online one (an
+    actor step), or with act_with_target the target one (an actor step under Polyak, a copy under hard targets)."""
+    if config.act_with_target and config.target_update_every:
+        return crossed(first_update, first_update + count, config.target_update_every)
+    return calls_actor_step(first_update, count, config.policy_delay)
+
+
 class ReplayDriver:
     """DDPG, TD3 and D4PG: the vmapped learner state, the replay it samples K x B from per call, and a host
     copy of the actor to act with (refreshed by calls with an actor step)."""
@@ -76,24 +105,36 @@ class ReplayDriver:
     def __init__(
         self,
         config: Config,
-        obs_space,
-        action_dim: int,
+        probe: gym.Env,
         agent_seeds: list[int],
         rngs: list[np.random.Generator],
         stop_message: Callable[[str, int], str],
     ):
         self.config, self.rngs, self.stop_message = config, rngs, stop_message
-        self.obs_dim, self.action_dim = obs_space.shape[0], action_dim
-        self.spec = learner_spec(config, action_dim)
+        self.obs_dim, self.action_dim = probe.observation_space.shape[0], probe.action_space.shape[0]
+        self.horizon = probe.spec.max_episode_steps if probe.spec is not None else None
+        self.support_log: dict[str, float] = {}
+        reward_range = declared_reward_range(probe)
+        if config.atoms and config.v_min is None:
+            if reward_range is not None:
+                support = suggest_support(*reward_range, config.gamma, self.horizon)
+                self.config = config.replace(v_min=support[0], v_max=support[1])
+                self.note_support(f"from the env's reward_range {reward_range}")
+            elif config.learning_starts == 0:
+                raise ValueError(
+                    "config.v_min and config.v_max are needed: the env declares no finite reward_range and "
+                    "learning_starts 0 leaves no warm-up to derive the categorical support from"
+                )
+        self.spec = learner_spec(self.config, self.action_dim)
         obs_example = jnp.zeros((1, self.obs_dim), jnp.float32)
         self.state = stack_trees(
             [init_learner(self.spec, jax.random.PRNGKey(s), obs_example) for s in agent_seeds]
         )
-        self.update_fn = jax.jit(jax.vmap(functools.partial(update_block, self.spec), in_axes=(0, 0, None)))
+        self.compile_learner()
         self.act_fn = jax.jit(jax.vmap(self.spec.actor.apply))
         example = Batch(
             obs=np.zeros(self.obs_dim, np.float32),
-            action=np.zeros(action_dim, np.float32),
+            action=np.zeros(self.action_dim, np.float32),
             reward=np.float32(0),
             discount=np.float32(0),
             next_obs=np.zeros(self.obs_dim, np.float32),
@@ -102,9 +143,46 @@ class ReplayDriver:
         self.pending_priorities: tuple | None = None
         self.pending: list = []
         self.host = jax.devices("cpu")[0]
-        self.acting_actor = jax.device_put(self.state.actor, self.host)
+        self.refresh_acting_actor()
         self.updates = 0
         self.learning_from = config.learning_starts
+
+    def compile_learner(self) -> None:
+        """The jitted update and critic evaluation of the current spec (compiled at their first call)."""
+        self.update_fn = jax.jit(jax.vmap(functools.partial(update_block, self.spec), in_axes=(0, 0, None)))
+        self.q_fn = jax.jit(jax.vmap(functools.partial(first_q, self.spec)))
+
+    def note_support(self, source: str) -> None:
+        """Print a derived categorical support once and keep it for the next log line."""
+        v_min, v_max = self.config.v_min, self.config.v_max
+        print(f"dpgkit: categorical support [{v_min:.6g}, {v_max:.6g}] {source} (saved with the config)")
+        self.support_log = {"critic/v_min": v_min, "critic/v_max": v_max}
+
+    def derive_support(self) -> None:
+        """Fix [v_min, v_max] from the warm-up's rewards in the replay (categorical.warmup_support), before the
+        first update compiles; the values go into the config, so checkpoints keep them."""
+        rewards = np.concatenate(
+            [self.replay.storage.reward[s, :size] for s, size in enumerate(self.replay.size)]
+        )
+        if not rewards.size or (self.config.gamma >= 1.0 and self.horizon is None):
+            raise ValueError(
+                "config.v_min and config.v_max are needed: no warm-up transition, or gamma 1 without a time limit, "
+                "to derive the categorical support from"
+            )
+        v_min, v_max = warmup_support(rewards, self.config.gamma, self.config.n_step, self.horizon)
+        self.config = self.config.replace(v_min=v_min, v_max=v_max)
+        self.spec = learner_spec(self.config, self.action_dim)
+        self.compile_learner()
+        self.note_support(f"from the rewards of {rewards.size} warm-up transitions (widened by half its width)")
+
+    def support_known(self) -> bool:
+        """Whether the critic's output is a value yet (a categorical critic's support may wait for the warm-up)."""
+        return not (self.spec.atoms and self.spec.v_min is None)
+
+    def refresh_acting_actor(self) -> None:
+        """Copy the actor that acts (the online one, or the target one with act_with_target) to the host."""
+        actor = self.state.target_actor if self.config.act_with_target else self.state.actor
+        self.acting_actor = jax.device_put(actor, self.host)
 
     def explorer(self) -> Explorer:
         """The configured behaviour policy around this driver's actor."""
@@ -141,9 +219,11 @@ class ReplayDriver:
     def dispatch(self, steps: int) -> None:
         """Sample K batches per seed at once and dispatch K updates in one jitted call (not waited for).
 
-        The acting policy is a host (CPU) copy of the actor, refreshed only by calls with an actor step (the
-        values are otherwise the same), so after a critic-only call the next env steps run while it computes.
+        The acting policy is a host (CPU) copy of the actor, refreshed only by calls that change it (the values
+        are otherwise the same), so after a call that does not the next env steps run while it computes.
         """
+        if not self.support_known():
+            self.derive_support()
         k, b = self.config.gradient_steps, self.config.batch_size
         indices = self.replay.sample_indices(self.rngs, k * b)
         batch = self.replay.gather(indices)
@@ -154,8 +234,8 @@ class ReplayDriver:
         self.state, summary, priorities = self.update_fn(self.state, batch, np.int32(self.updates))
         if isinstance(self.replay, PrioritizedReplay):
             self.pending_priorities = (indices, priorities)
-        if calls_actor_step(self.updates, k, self.config.policy_delay):
-            self.acting_actor = jax.device_put(self.state.actor, self.host)
+        if changes_acting_actor(self.config, self.updates, k):
+            self.refresh_acting_actor()
         self.updates += k
         self.pending.append((steps, summary))
 
@@ -182,7 +262,23 @@ class ReplayDriver:
             stats["critic_calls"] += 1
             stats["actor_loss"] += summary["actor_loss_sum"]
             stats["actor_steps"] += summary["actor_steps"]
+            if "support_outside" in summary:
+                stats["support_outside"] += summary["support_outside"]
+                stats["support_calls"] += 1
         self.pending.clear()
+
+    def q_estimates(self, obs: np.ndarray, action: np.ndarray) -> np.ndarray:
+        """Q_1(s, a) of each seed's critic 1 (a categorical critic's mean) for obs, action shaped (seeds, N, ...)."""
+        count = obs.shape[1]
+        padded = [
+            np.pad(np.asarray(x, np.float32), [(0, 0), (0, -count % VALUE_CHUNK)] + [(0, 0)] * (x.ndim - 2))
+            for x in (obs, action)
+        ]
+        chunks = [
+            np.asarray(self.q_fn(self.state.critic, *(x[:, i : i + VALUE_CHUNK] for x in padded)))
+            for i in range(0, padded[0].shape[1], VALUE_CHUNK)
+        ]
+        return np.concatenate(chunks, axis=1)[:, :count]
 
     def sample_states(self) -> np.ndarray:
         """A uniform batch of replay observations per seed, for the explorer's adaptation."""
@@ -199,7 +295,7 @@ class ReplayDriver:
         """Load what checkpoint_contents wrote; without its replay (not a run's newest checkpoint), the random
         warm-up starts again from `steps`."""
         self.state = jax.tree_util.tree_map(jnp.asarray, unflatten_tree(self.state, arrays["learner"]))
-        self.acting_actor = jax.device_put(self.state.actor, self.host)
+        self.refresh_acting_actor()
         self.updates = meta["updates"]
         self.learning_from = meta.get("learning_from", self.config.learning_starts)
         if "replay" in arrays:

@@ -8,6 +8,7 @@ import signal
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from typing import Self
 
@@ -19,9 +20,9 @@ from dpgkit.checkpoint import claim_run_dir, save_checkpoint
 from dpgkit.collect import LocalCollector
 from dpgkit.collect.actor import Collected, EnvActor
 from dpgkit.config import Config
-from dpgkit.driver import NonFiniteError, ReplayDriver
+from dpgkit.driver import NonFiniteError, ReplayDriver, crossed
 from dpgkit.envs import check_action_space, check_observation_space
-from dpgkit.evaluate import Evaluator
+from dpgkit.evaluate import Evaluator, discounted_returns_to_go, fully_observed, value_error
 from dpgkit.logger import RunLogger
 from dpgkit.progress import TrainingProgress
 from dpgkit.replay import NStepWriter
@@ -34,6 +35,9 @@ class EnvError(RuntimeError):
 class TrainingInterrupted(KeyboardInterrupt):
     """SIGINT or SIGTERM stopped training at a loop boundary, after a checkpoint."""
 
+
+SUPPORT_WARNING = 0.05
+"""Warn when more than this share of the categorical target's mass falls outside [v_min, v_max] in an interval."""
 
 SAVE_COST_SHARE = 0.02
 """Time-based checkpoints are spaced so that saving takes at most this share of the training wall time."""
@@ -94,11 +98,6 @@ def host_rng(agent_seed: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([agent_seed, 0x5EED])))
 
 
-def crossed(before: int, after: int, every: int) -> bool:
-    """Whether a multiple of `every` lies in (before, after]."""
-    return every > 0 and after // every > before // every
-
-
 class Trainer:
     """One run of one or several seeds: the loop of DESIGN.md part 2, the same for every algorithm.
 
@@ -116,15 +115,14 @@ class Trainer:
 
     def __init__(self, algo: str, config: Config, make_env: Callable[[], gym.Env], driver_class=ReplayDriver):
         driver_class.check(config)
-        self.algo, self.config, self.make_env = algo, config, make_env
+        self.algo, self.make_env = algo, make_env
         self.agent_seeds = [config.seed + i for i in range(config.seeds)]
         probe = make_env()
         check_action_space(probe.action_space)
         check_observation_space(probe.observation_space)
-        obs_space, action_dim = probe.observation_space, probe.action_space.shape[0]
-        probe.close()
         self.rngs = [host_rng(s) for s in self.agent_seeds]
-        self.driver = driver_class(config, obs_space, action_dim, self.agent_seeds, self.rngs, self.stop_message)
+        self.driver = driver_class(config, probe, self.agent_seeds, self.rngs, self.stop_message)
+        probe.close()
         self.env_actor = EnvActor(
             LocalCollector(make_env, self.agent_seeds, config.actors),
             self.driver.explorer(),
@@ -141,6 +139,16 @@ class Trainer:
         self.evaluator: Evaluator | None = None
         self.last_eval = np.full(config.seeds, np.nan)
         self.last_checkpoint: pathlib.Path | None = None
+        self.warned_unobserved = False
+
+    @property
+    def config(self) -> Config:
+        """The run's settings (the driver's: a derived categorical support is written into them)."""
+        return self.driver.config
+
+    @config.setter
+    def config(self, config: Config) -> None:
+        self.driver.config = config
 
     @property
     def state(self):
@@ -188,6 +196,32 @@ class Trainer:
         """Where the run was saved and how to continue it."""
         return f"saved {path}; continue with `dpgkit resume {self.run_dir}`"
 
+    def value_error(self) -> dict[str, np.ndarray]:
+        """Critic 1's Q(s_t, a_t) against the discounted return G_t that followed, per seed, on the last evaluation's
+        states whose G_t is observed (evaluate.fully_observed); NaN, with one warning per run, where none is."""
+        if not self.driver.support_known():
+            return {}
+        episodes = self.evaluator.recorded
+
+        def per_seed(x):
+            return np.swapaxes(x, 0, 1).reshape((self.config.seeds, -1) + x.shape[2:])
+
+        steps = episodes.reward.shape[0]
+        mask = per_seed(fully_observed(episodes.length, episodes.terminated, steps, self.config.gamma))
+        returns = per_seed(discounted_returns_to_go(episodes.reward, self.config.gamma))
+        if mask.any():
+            return value_error(
+                self.driver.q_estimates(per_seed(episodes.obs), per_seed(episodes.action)), returns, mask
+            )
+        if not self.warned_unobserved:
+            self.warned_unobserved = True
+            warnings.warn(
+                "no evaluation state has an observed discounted return (episodes truncated with gamma^(steps "
+                "left) > 0.01 everywhere): eval/q_estimate, eval/value_bias and the rest are NaN",
+                stacklevel=2,
+            )
+        return value_error(np.zeros(mask.shape), returns, mask)
+
     def evaluate(self, episodes: int | None = None) -> np.ndarray:
         """Deterministic returns of shape (seeds, episodes) on the fixed evaluation seeds."""
         episodes = episodes or self.config.eval_episodes
@@ -221,11 +255,14 @@ class Trainer:
                         self.driver.check_losses(stats)
                     if evaluate:
                         self.last_eval = env_call(self.steps, self.evaluate).mean(axis=1)
-                        logger.log(self.steps, {"eval/return": self.last_eval})
+                        logger.log(self.steps, {"eval/return": self.last_eval} | self.value_error())
                     if log:
                         now = time.perf_counter()
                         sps = (self.steps - last_steps) / max(now - last_time, 1e-9)
-                        logger.log(self.steps, summarize(stats, sps) | self.env_actor.explorer.log_values(self.driver.actor_params))
+                        values = summarize(stats, sps) | self.env_actor.explorer.log_values(self.driver.actor_params)
+                        warn_outside_support(values)
+                        logger.log(self.steps, values | self.driver.support_log)
+                        self.driver.support_log = {}
                         stats, last_time, last_steps = new_stats(config.seeds), now, self.steps
                     if checkpoint or stop.received:
                         started = time.monotonic()
@@ -290,6 +327,8 @@ def new_stats(seeds: int) -> dict:
         "critic_calls": 0,
         "actor_loss": np.zeros(seeds),
         "actor_steps": np.zeros(seeds),
+        "support_outside": np.zeros(seeds),
+        "support_calls": 0,
     }
 
 
@@ -303,7 +342,21 @@ def summarize(stats: dict, sps: float) -> dict:
             if stats["critic_calls"]
             else np.nan,
             "losses/actor": stats["actor_loss"] / stats["actor_steps"],
+            "losses/support_outside": stats["support_outside"] / stats["support_calls"]
+            if stats["support_calls"]
+            else np.nan,
         }
+
+
+def warn_outside_support(values: dict) -> None:
+    """Warn when a large share of the categorical target's mass fell outside the support in the interval."""
+    outside = np.nanmax(np.append(values["losses/support_outside"], 0.0))
+    if outside > SUPPORT_WARNING:
+        warnings.warn(
+            f"{outside:.0%} of the categorical target's mass fell outside [v_min, v_max] (losses/support_outside):"
+            " widen config.v_min / config.v_max",
+            stacklevel=2,
+        )
 
 
 def meta_entry(meta: dict, name: str, where: str):
@@ -313,7 +366,17 @@ def meta_entry(meta: dict, name: str, where: str):
     return meta[name]
 
 
-FIELDS_ADDED_LATER = ("checkpoint_seconds", "keep_checkpoints")
+FIELDS_ADDED_LATER = (
+    "checkpoint_seconds",
+    "keep_checkpoints",
+    "target_update_every",
+    "dqda_clip",
+    "max_grad_norm",
+    "torso",
+    "actor_hidden",
+    "critic_hidden",
+    "act_with_target",
+)
 """Config fields newer than some checkpoints (format 1 has none of them): a checkpoint without one takes its
 default."""
 
@@ -330,5 +393,7 @@ def config_from_meta(config_class: type[Config], meta: dict, where: str = "check
         )
     if missing:
         raise ValueError(f"{where}: the config in meta.json has no field(s) {', '.join(missing)}")
-    values["hidden"] = tuple(values["hidden"])
+    for name in ("hidden", "actor_hidden", "critic_hidden"):
+        if values.get(name) is not None:
+            values[name] = tuple(values[name])
     return config_class(**values)

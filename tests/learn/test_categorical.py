@@ -184,3 +184,16 @@ def test_suggest_support_short_episodes_and_undiscounted():
     assert suggest_support(-2.0, -1.0, 1.0, horizon=10) == pytest.approx((-20.0, -1.0))
     with pytest.raises(ValueError, match="finite horizon"):
         suggest_support(-1.0, 1.0, 1.0)
+
+
+def test_mass_outside_by_hand():
+    from dpgkit.learn.categorical import mass_outside
+
+    probs = jnp.array([[0.1, 0.2, 0.3, 0.3, 0.1], [0.2, 0.2, 0.2, 0.2, 0.2]])
+    # r + 1 * z: 1 + [-2, -1, 0, 1, 2] puts the top atom (3) outside; 0 + 0.5 z stays inside
+    shares = mass_outside(probs, jnp.array([1.0, 0.0]), jnp.array([1.0, 0.5]), Z)
+    np.testing.assert_allclose(np.asarray(shares), [0.1, 0.0], atol=1e-7)
+    # -3 + 0 * z: every atom at -3, all mass outside
+    np.testing.assert_allclose(
+        np.asarray(mass_outside(probs[:1], jnp.array([-3.0]), jnp.array([0.0]), Z)), [1.0]
+    )

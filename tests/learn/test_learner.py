@@ -11,6 +11,8 @@ import numpy as np
 import optax
 import pytest
 
+from dpgkit.config import TD3Config
+from dpgkit.driver import learner_spec
 from dpgkit.learn.learner import (
     Batch,
     LearnerSpec,
@@ -23,10 +25,14 @@ from dpgkit.learn.learner import (
 OBS_DIM, ACT_DIM, BATCH = 3, 2, 5
 HIDDEN = (8, 6)
 
-SPEC = LearnerSpec(
-    action_dim=ACT_DIM, hidden=HIDDEN, tau=0.1, target_noise=0.0, critic_lr=1e-3, actor_lr=1e-3
-)
-DDPG_SPEC = LearnerSpec(action_dim=ACT_DIM, hidden=HIDDEN, policy_delay=1, num_critics=1, target_noise=0.0)
+
+def spec_of(**fields) -> LearnerSpec:
+    """The learner settings of a TD3 config with HIDDEN layers and some fields changed."""
+    return learner_spec(TD3Config(hidden=HIDDEN).replace(**fields), ACT_DIM)
+
+
+SPEC = spec_of(tau=0.1, target_noise=0.0, critic_lr=1e-3, actor_lr=1e-3)
+DDPG_SPEC = spec_of(policy_delay=1, num_critics=1, target_noise=0.0)
 
 jit_init = jax.jit(init_learner, static_argnums=0)
 jit_update_block = jax.jit(update_block, static_argnums=0)
@@ -131,7 +137,7 @@ def critic_case(state0):
     state = with_perturbed_targets(state0)
     batch = make_batch(1)
     key = jax.random.PRNGKey(3)
-    new, loss, _ = jit_critic_step(SPEC, state, batch, key)
+    new, loss, *_ = jit_critic_step(SPEC, state, batch, key)
 
     @jax.jit
     def grads(actor, critic):
@@ -328,9 +334,7 @@ def test_init_single_critic_keeps_critic_axis():
     for leaf in jax.tree_util.tree_leaves(shapes.critic) + jax.tree_util.tree_leaves(shapes.target_critic):
         assert leaf.shape[0] == 1
     shapes3 = jax.eval_shape(
-        lambda k: init_learner(
-            LearnerSpec(action_dim=ACT_DIM, hidden=HIDDEN, num_critics=3), k, jnp.zeros((7, 4))
-        ),
+        lambda k: init_learner(spec_of(num_critics=3), k, jnp.zeros((7, 4))),
         jax.random.PRNGKey(0),
     )
     assert shapes3.critic["params"]["Dense_0"]["kernel"].shape == (3, 4 + ACT_DIM, HIDDEN[0])
@@ -356,7 +360,7 @@ def test_policy_delay_one_updates_actor_every_time(state0):
 
 
 def test_critic_action_layer_one_layout_forward_and_final_init():
-    spec = LearnerSpec(action_dim=ACT_DIM, hidden=HIDDEN, critic_action_layer=1, final_init=3e-3)
+    spec = spec_of(critic_action_layer=1, final_init=3e-3)
     batch = make_batch(11)
 
     @jax.jit
@@ -423,7 +427,7 @@ def zero_gradient_step(opt, params):
 
 def test_critic_l2_decays_kernels_not_biases(state0):
     l2, lr = 1e-2, 1e-3
-    spec = LearnerSpec(action_dim=ACT_DIM, hidden=HIDDEN, critic_l2=l2, critic_lr=lr)
+    spec = spec_of(critic_l2=l2, critic_lr=lr)
     critic = state0.critic
     opt = spec.critic_optimizer
     new = zero_gradient_step(opt, critic)
@@ -458,9 +462,7 @@ def test_block_equals_single_updates_in_sequence(state0):
 
 # ---------------------------------------------------------------- categorical critic (D4PG's head)
 
-CAT_SPEC = LearnerSpec(
-    action_dim=ACT_DIM, hidden=HIDDEN, tau=0.1, target_noise=0.0, atoms=7, v_min=-3.0, v_max=3.0
-)
+CAT_SPEC = spec_of(tau=0.1, target_noise=0.0, atoms=7, v_min=-3.0, v_max=3.0)
 Z = np.linspace(-3.0, 3.0, 7)
 
 
@@ -476,7 +478,7 @@ def categorical_case():
     weight = jnp.asarray(np.random.default_rng(5).uniform(0.2, 1.0, BATCH), jnp.float32)
     batch = make_batch(2)._replace(weight=weight)
     key = jax.random.PRNGKey(3)
-    new, loss, priorities = jit_critic_step(CAT_SPEC, state, batch, key)
+    new, loss, priorities, _ = jit_critic_step(CAT_SPEC, state, batch, key)
     g_actor = jax.jit(jax.grad(lambda a: critic_step(CAT_SPEC, state._replace(actor=a), batch, key)[1]))(
         state.actor
     )
@@ -554,7 +556,7 @@ def test_update_block_returns_one_priority_per_example(state0):
 # ---------------------------------------------------------------- NoisyNet actor
 
 
-NOISY_SPEC = LearnerSpec(action_dim=ACT_DIM, hidden=HIDDEN, tau=0.1, target_noise=0.0, noisy=True)
+NOISY_SPEC = spec_of(tau=0.1, target_noise=0.0, explore="noisy")
 
 
 def test_noisy_actor_step_uses_one_fresh_noise_sample_and_trains_sigma():
@@ -576,3 +578,130 @@ def test_noisy_actor_step_uses_one_fresh_noise_sample_and_trains_sigma():
         NOISY_SPEC.actor.apply(new.target_actor, batch.obs),
         NOISY_SPEC.actor.apply(new.target_actor, batch.obs),
     )
+
+
+# ---------------------------------------------------------------- options: hard targets, dQ/da and gradient clipping
+
+
+HARD_SPEC = spec_of(tau=0.1, target_update_every=3)
+
+
+def test_hard_targets_copy_after_every_third_update_and_not_in_between():
+    """Update u copies online to target when (u + 1) % 3 == 0; between copies the targets stay (no Polyak)."""
+    state = with_perturbed_targets(fresh(HARD_SPEC))
+    batches = make_batch(21, lead=(6,))
+    single, online = state, []
+    for u in range(6):  # one update per block: the lax.cond path
+        before = (single.target_actor, single.target_critic)
+        one = jax.tree_util.tree_map(lambda x, u=u: x[u : u + 1], batches)
+        single, _, _ = jit_update_block(HARD_SPEC, single, one, u)
+        copied = (u + 1) % 3 == 0
+        assert trees_equal(single.target_actor, single.actor) == copied, u
+        assert trees_equal(single.target_critic, single.critic) == copied, u
+        if not copied:
+            assert trees_equal((single.target_actor, single.target_critic), before), u
+        online.append((single.actor, single.critic))
+    # blocks of d = 2 updates (the grouped path): the copy of update 2 falls inside the block of updates 2 and 3
+    grouped = state
+    for first in (0, 2):
+        block = jax.tree_util.tree_map(lambda x, f=first: x[f : f + 2], batches)
+        grouped, _, _ = jit_update_block(HARD_SPEC, grouped, block, first)
+        if first == 0:
+            assert trees_equal(
+                (grouped.target_actor, grouped.target_critic), (state.target_actor, state.target_critic)
+            )
+    for a, b in zip(leaves((grouped.target_actor, grouped.target_critic)), leaves(online[2]), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert not trees_equal(grouped.target_critic, grouped.critic)  # update 3 moved the critic after the copy
+
+
+def test_dqda_clip_bounds_each_examples_action_gradient(state0):
+    from dpgkit.learn.learner import actor_loss, first_q
+
+    batch = make_batch(13)
+    mu = SPEC.actor.apply(state0.actor, batch.obs)
+    dqda = jax.grad(lambda a: jnp.sum(first_q(SPEC, state0.critic, batch.obs, a)))(mu)
+    norms = np.linalg.norm(np.asarray(dqda), axis=-1)
+    bound = float(np.median(norms))
+    assert norms.max() > bound * 1.05  # some examples are clipped, some are not
+    clipped = spec_of(tau=0.1, target_noise=0.0, critic_lr=1e-3, actor_lr=1e-3, dqda_clip=bound)
+    grad = np.asarray(jax.grad(lambda a: actor_loss(clipped, state0.critic, batch.obs, a))(mu))
+    plain = np.asarray(jax.grad(lambda a: actor_loss(SPEC, state0.critic, batch.obs, a))(mu))
+    # -mean Q: the gradient -dQ/da / B
+    np.testing.assert_allclose(plain, -np.asarray(dqda) / BATCH, rtol=1e-5, atol=1e-8)
+    per_example = BATCH * np.linalg.norm(grad, axis=-1)
+    assert np.all(per_example <= bound * (1 + 1e-5))
+    small = norms <= bound
+    # unclipped where already inside the ball
+    np.testing.assert_allclose(grad[small], plain[small], rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(per_example[~small], bound, rtol=1e-5)  # on the ball's surface where clipped
+    direction = grad[~small] / np.linalg.norm(grad[~small], axis=-1, keepdims=True)
+    plain_direction = plain[~small] / np.linalg.norm(plain[~small], axis=-1, keepdims=True)
+    np.testing.assert_allclose(direction, plain_direction, rtol=1e-4, atol=1e-6)
+
+
+def adam_first_moment_norm(opt_state) -> float:
+    """The global norm of Adam's first moment mu, which after one step is (1 - b1) times the gradient it saw."""
+    return float(optax.tree.norm(optax.tree_utils.tree_get(opt_state, "mu")))
+
+
+def test_max_grad_norm_clips_both_networks_gradients():
+    limit = 1e-3
+    spec = spec_of(tau=0.1, target_noise=0.0, max_grad_norm=limit)
+    huge = make_batch(14).reward * 1e3  # huge TD errors, huge critic gradients
+    batch = make_batch(14)._replace(reward=huge)
+    norms = {}
+    for name, s in (("clipped", spec), ("plain", spec_of(tau=0.1, target_noise=0.0))):
+        state = fresh(s)
+        after_critic = jax.jit(critic_step, static_argnums=0)(s, state, batch, jax.random.PRNGKey(0))[0]
+        after_actor = jax.jit(actor_step, static_argnums=0)(s, after_critic, batch)[0]
+        norms[name] = [
+            adam_first_moment_norm(after_actor.critic_opt),
+            adam_first_moment_norm(after_actor.actor_opt),
+        ]
+    # mu = (1 - 0.9) g after one step
+    assert all(n <= 0.1 * limit * (1 + 1e-5) for n in norms["clipped"])
+    assert all(n > 0.1 * limit * 2 for n in norms["plain"]), norms
+
+
+# ---------------------------------------------------------------- options: the layernorm torso
+
+
+def layer_norm(x, eps=1e-6):
+    return (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + eps)
+
+
+def elu(x):
+    return np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
+
+
+def test_layernorm_torso_normalizes_the_first_layer_of_both_networks():
+    spec = spec_of(torso="layernorm")
+    state = fresh(spec)
+    batch = make_batch(15)
+    for params in (state.actor, one_critic(state.critic, 0)):
+        names = sorted(params["params"])
+        assert names == ["Dense_0", "Dense_1", "Dense_2", "LayerNorm_0"]
+    assert "LayerNorm_0" not in fresh(SPEC).actor["params"]
+    layers = np_layers({"params": {k: v for k, v in state.actor["params"].items() if k.startswith("Dense")}})
+    (w0, b0), (w1, b1), (w2, b2) = layers
+    x = np.tanh(layer_norm(np.asarray(batch.obs, np.float64) @ w0 + b0))  # gain 1, bias 0 at init
+    expected = np.tanh(elu(x @ w1 + b1) @ w2 + b2)
+    np.testing.assert_allclose(np.asarray(spec.actor.apply(state.actor, batch.obs)), expected, atol=1e-5)
+    critic = one_critic(state.critic, 0)
+    cl = np_layers({"params": {k: v for k, v in critic["params"].items() if k.startswith("Dense")}})
+    h = np.concatenate([np.asarray(batch.obs), np.asarray(batch.action)], -1) @ cl[0][0] + cl[0][1]
+    q = elu(np.tanh(layer_norm(h)) @ cl[1][0] + cl[1][1]) @ cl[2][0] + cl[2][1]
+    np.testing.assert_allclose(
+        np.asarray(spec.critic.apply(critic, batch.obs, batch.action)), q[..., 0], atol=1e-5
+    )
+
+
+def test_actor_and_critic_hidden_sizes_differ():
+    spec = spec_of(actor_hidden=(5,), critic_hidden=(7, 4, 3))
+    shapes = jax.eval_shape(
+        lambda k: init_learner(spec, k, jnp.zeros((BATCH, OBS_DIM))), jax.random.PRNGKey(0)
+    )
+    assert shapes.actor["params"]["Dense_0"]["kernel"].shape == (OBS_DIM, 5)
+    assert shapes.actor["params"]["Dense_1"]["kernel"].shape == (5, ACT_DIM)
+    assert [shapes.critic["params"][f"Dense_{i}"]["kernel"].shape[-1] for i in range(4)] == [7, 4, 3, 1]

@@ -4,7 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dpgkit.learn.learner import LearnerSpec, critic_losses
+from dpgkit.config import TD3Config
+from dpgkit.driver import learner_spec
+from dpgkit.learn.learner import critic_losses
 from dpgkit.learn.losses import dpg_actor_loss, weighted_mean
 from dpgkit.learn.targets import clipped_double_q, smoothed_target_action, td_target
 
@@ -89,7 +91,7 @@ def test_smoothed_target_action_depends_on_key():
     np.testing.assert_array_equal(a, c)
 
 
-SCALAR = LearnerSpec(action_dim=1)
+SCALAR = learner_spec(TD3Config(), 1)
 
 
 def critic_mse_loss(q, target, weight=None):

@@ -106,11 +106,12 @@ class OnlineDriver:
     learning_from = 0
     check = staticmethod(check_dpg_config)
 
-    def __init__(self, config: DPGConfig, obs_space, action_dim: int, agent_seeds, rngs, stop_message):
+    def __init__(self, config: DPGConfig, probe, agent_seeds, rngs, stop_message):
         self.config, self.stop_message = config, stop_message
-        self.spec = online_spec(config, action_dim)
+        self.support_log: dict = {}
+        self.spec = online_spec(config, probe.action_space.shape[0])
         seed_keys = [jax.random.PRNGKey(s) for s in agent_seeds]
-        low, high = obs_space.low, obs_space.high
+        low, high = probe.observation_space.low, probe.observation_space.high
         self.state = stack_trees([init_online(self.spec, jax.random.fold_in(k, 0), low, high) for k in seed_keys])
         self.explore_keys = jnp.stack([jax.random.fold_in(k, 1) for k in seed_keys])
         self.act_fn, self.explore_fn, self.update_fn = compiled(self.spec, config.average_theta)
@@ -138,6 +139,10 @@ class OnlineDriver:
     def learning(self, steps: int) -> bool:
         """Always: DPG learns from the first transition."""
         return True
+
+    def support_known(self) -> bool:
+        """False: COPDAC-Q's critic is an advantage, so the value diagnostic does not apply."""
+        return False
 
     def due(self, steps: int) -> bool:
         """After every step that brought transitions."""

@@ -153,7 +153,7 @@ class NoisyNetExplorer(Explorer):
     (or at every step); the actor's mean and sigma are the learner's current ones."""
 
     def __init__(self, config: Config, actor: Actor, seeds: int, action_dim: int, obs_dim: int):
-        self.sizes = (obs_dim, *config.hidden, action_dim)
+        self.sizes = (obs_dim, *actor.hidden, action_dim)
         self.every_step = config.noisy_resample == "step"
         self.stale = np.ones((seeds, config.actors), bool)
         self.noise = tuple(

@@ -2,6 +2,7 @@
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import xlogy
 
 
@@ -58,3 +59,25 @@ def suggest_support(reward_min: float, reward_max: float, gamma: float, horizon:
     v_min = reward_min * factor if reward_min < 0 else reward_min
     v_max = reward_max * factor if reward_max > 0 else reward_max
     return float(v_min), float(v_max)
+
+
+def mass_outside(next_probs, reward, discount, atoms_z):
+    """Per example, sum_j p_j [r + discount z_j < v_min or > v_max]: the target mass the projection clips."""
+    tz = reward[:, None] + discount[:, None] * atoms_z[None]
+    return jnp.sum(next_probs * ((tz < atoms_z[0]) | (tz > atoms_z[-1])), axis=-1)
+
+
+def widened(v_min: float, v_max: float, margin: float):
+    """[v_min - margin w, v_max + margin w], w = v_max - v_min."""
+    width = v_max - v_min
+    return v_min - margin * width, v_max + margin * width
+
+
+def warmup_support(rewards, gamma: float, n_step: int, horizon: int | None, margin: float = 0.5):
+    """A support from the n-step rewards R of the random warm-up: suggest_support(min R, max R, gamma^n, H / n),
+    widened by margin times its width on each side (a learning agent's returns leave the random policy's)."""
+    blocks = None if horizon is None else -(-horizon // n_step)
+    low, high = suggest_support(float(np.min(rewards)), float(np.max(rewards)), gamma**n_step, blocks)
+    if low == high:
+        low, high = low - 1.0, high + 1.0
+    return tuple(float(v) for v in widened(low, high, margin))

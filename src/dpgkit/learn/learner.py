@@ -14,6 +14,7 @@ from dpgkit.learn.categorical import (
     categorical_cross_entropy,
     categorical_kl,
     expected_value,
+    mass_outside,
     project_categorical,
     support,
 )
@@ -51,12 +52,17 @@ class LearnerState(NamedTuple):
     key: jax.Array
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LearnerSpec:
-    """Static settings of the update (hashable; a change means a new compilation)."""
+    """Static settings of the update (hashable; a change means a new compilation).
+
+    dpgkit.train.learner_spec builds it from a config; the fields without a default have their only default there.
+    """
 
     action_dim: int
-    hidden: tuple[int, ...] = (256, 256)
+    actor_hidden: tuple[int, ...]
+    critic_hidden: tuple[int, ...]
+    torso: str
     critic_action_layer: int = 0
     final_init: float = 0.0
     num_critics: int = 2
@@ -64,12 +70,15 @@ class LearnerSpec:
     target_noise: float = 0.2
     target_noise_clip: float = 0.5
     tau: float = 0.005
+    target_update_every: int
     actor_lr: float = 3e-4
     critic_lr: float = 3e-4
     critic_l2: float = 0.0
+    max_grad_norm: float
+    dqda_clip: float
     atoms: int = 0
-    v_min: float = -100.0
-    v_max: float = 100.0
+    v_min: float | None
+    v_max: float | None
     layer_norm: bool = False
     noisy: bool = False
     noisy_sigma0: float = 0.5
@@ -83,26 +92,41 @@ class LearnerSpec:
     def actor(self) -> Actor:
         """The actor module."""
         return Actor(
-            self.hidden, self.action_dim, self.final_init, self.layer_norm, self.noisy, self.noisy_sigma0
+            self.actor_hidden,
+            self.action_dim,
+            self.final_init,
+            self.layer_norm,
+            self.noisy,
+            self.noisy_sigma0,
+            self.torso,
         )
 
     @property
     def critic(self) -> Critic:
         """The critic module (one of the ensemble)."""
-        return Critic(self.hidden, self.critic_action_layer, self.final_init, self.atoms)
+        return Critic(self.critic_hidden, self.critic_action_layer, self.final_init, self.atoms, self.torso)
 
     @property
     def actor_optimizer(self) -> optax.GradientTransformation:
-        """Adam for the actor."""
-        return optax.adam(self.actor_lr)
+        """Adam for the actor, after clipping the gradient's global norm to max_grad_norm when > 0."""
+        return adam_optimizer(self.actor_lr, self.max_grad_norm)
 
     @property
     def critic_optimizer(self) -> optax.GradientTransformation:
-        """Adam for the critics, with L2 weight decay on the kernels added to the gradient when critic_l2 > 0."""
-        adam = optax.adam(self.critic_lr)
-        if self.critic_l2 == 0.0:
-            return adam
-        return optax.chain(optax.add_decayed_weights(self.critic_l2, mask=kernel_mask), adam)
+        """Adam for the critics, after clipping the gradient's global norm to max_grad_norm when > 0 and adding
+        L2 weight decay on the kernels when critic_l2 > 0."""
+        return adam_optimizer(self.critic_lr, self.max_grad_norm, self.critic_l2)
+
+
+def adam_optimizer(lr: float, max_grad_norm: float, l2: float = 0.0) -> optax.GradientTransformation:
+    """Adam(lr) of g' = clip_by_global_norm(g, max_grad_norm) + l2 * kernels (each part only when > 0)."""
+    parts = []
+    if max_grad_norm > 0.0:
+        parts.append(optax.clip_by_global_norm(max_grad_norm))
+    if l2 > 0.0:
+        parts.append(optax.add_decayed_weights(l2, mask=kernel_mask))
+    parts.append(optax.adam(lr))
+    return parts[0] if len(parts) == 1 else optax.chain(*parts)
 
 
 def kernel_mask(params):
@@ -131,6 +155,11 @@ def first_critic(critic_params):
     return jax.tree_util.tree_map(lambda p: p[0], critic_params)
 
 
+def first_q(spec: LearnerSpec, critic_params, obs, action):
+    """Q_1(s, a) of critic 1 out of the ensemble's parameters (a categorical critic's mean)."""
+    return q_values(spec, spec.critic.apply(first_critic(critic_params), obs, action))
+
+
 def init_learner(spec: LearnerSpec, key, obs_example) -> LearnerState:
     """Fresh networks (targets equal to the online networks) and optimizer states."""
     key, actor_key, critic_key = jax.random.split(key, 3)
@@ -154,10 +183,27 @@ def polyak(target, online, tau: float):
     return jax.tree_util.tree_map(lambda t, o: t + tau * (o - t), target, online)
 
 
+def hard_target_update(spec: LearnerSpec, state: LearnerState, update_index):
+    """theta' <- theta after update u when (u + 1) % N == 0, N = target_update_every; N = 0 leaves the targets to
+    the Polyak step of actor_step."""
+    if not spec.target_update_every:
+        return state
+    copy = (update_index + 1) % spec.target_update_every == 0
+
+    def copied(target, online):
+        return jax.tree_util.tree_map(lambda t, o: jnp.where(copy, o, t), target, online)
+
+    return state._replace(
+        target_actor=copied(state.target_actor, state.actor),
+        target_critic=copied(state.target_critic, state.critic),
+    )
+
+
 def critic_target(spec: LearnerSpec, state: LearnerState, batch: Batch, key):
     """y = r + discount * min_i Q'_i(s', a'), a' = smoothed mu'(s'); a categorical critic's: Phi(r + discount * Z').
 
     Phi projects onto the support (Bellemare et al. 2017); Z' is the lowest-mean target critic's distribution.
+    Also returns, per example, the share of the target's mass that Phi clips to [v_min, v_max] (0 for scalars).
     """
     next_action = smoothed_target_action(
         spec.actor.apply(state.target_actor, batch.next_obs), key, spec.target_noise, spec.target_noise_clip
@@ -165,8 +211,13 @@ def critic_target(spec: LearnerSpec, state: LearnerState, batch: Batch, key):
     next_outputs = critic_outputs(spec, state.target_critic, batch.next_obs, next_action)
     if spec.atoms:
         next_probs = jax.nn.softmax(lowest_distribution(spec, next_outputs))
-        return project_categorical(next_probs, batch.reward, batch.discount, spec.support)
-    return td_target(batch.reward, batch.discount, clipped_double_q(next_outputs))
+        return (
+            project_categorical(next_probs, batch.reward, batch.discount, spec.support),
+            mass_outside(next_probs, batch.reward, batch.discount, spec.support),
+        )
+    return td_target(batch.reward, batch.discount, clipped_double_q(next_outputs)), jnp.zeros_like(
+        batch.reward
+    )
 
 
 def critic_losses(spec: LearnerSpec, outputs, target):
@@ -182,8 +233,9 @@ def critic_losses(spec: LearnerSpec, outputs, target):
 
 
 def critic_step(spec: LearnerSpec, state: LearnerState, batch: Batch, key):
-    """One gradient step of every critic towards the shared target; returns (state, loss, priorities)."""
-    target = critic_target(spec, state, batch, key)
+    """One gradient step of every critic towards the shared target; returns (state, loss, priorities, the batch
+    mean of the target mass outside the support)."""
+    target, outside = critic_target(spec, state, batch, key)
 
     def loss_fn(critic):
         losses, priorities = critic_losses(
@@ -194,7 +246,7 @@ def critic_step(spec: LearnerSpec, state: LearnerState, batch: Batch, key):
     (loss, priorities), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.critic)
     updates, critic_opt = spec.critic_optimizer.update(grads, state.critic_opt, state.critic)
     critic = optax.apply_updates(state.critic, updates)
-    return state._replace(critic=critic, critic_opt=critic_opt), loss, priorities
+    return state._replace(critic=critic, critic_opt=critic_opt), loss, priorities, jnp.mean(outside)
 
 
 def actor_noise(spec: LearnerSpec, key, obs_dim: int):
@@ -202,64 +254,95 @@ def actor_noise(spec: LearnerSpec, key, obs_dim: int):
     if not spec.noisy:
         return key, None
     key, noise_key = jax.random.split(key)
-    return key, factorised_noise(noise_key, (obs_dim, *spec.hidden, spec.action_dim))
+    return key, factorised_noise(noise_key, (obs_dim, *spec.actor_hidden, spec.action_dim))
+
+
+def clip_norm(x, max_norm: float):
+    """x min(1, max_norm / ||x||), the L2 norm taken over the last axis."""
+    return x * jnp.minimum(1.0, max_norm / jnp.linalg.norm(x, axis=-1, keepdims=True))
+
+
+def clipped_dpg_loss(action, dqda, max_norm: float):
+    """0.5 mean_b ||sg(a_b + clip(dQ/da_b)) - a_b||^2, whose gradient in a_b is -clip(dQ/da_b) / B (rlax.dpg_loss)."""
+    target = jax.lax.stop_gradient(action + clip_norm(dqda, max_norm))
+    return 0.5 * jnp.mean(jnp.sum(jnp.square(target - action), axis=-1))
+
+
+def actor_loss(spec: LearnerSpec, critic_params, obs, action):
+    """The actor's loss at a = mu(s): -mean Q_1(s, a), or with dqda_clip the DPG loss of dQ_1/da clipped per example."""
+    if spec.dqda_clip:
+        dqda = jax.grad(lambda a: jnp.sum(first_q(spec, critic_params, obs, a)))(action)
+        return clipped_dpg_loss(action, dqda, spec.dqda_clip)
+    return dpg_actor_loss(first_q(spec, critic_params, obs, action))
 
 
 def actor_step(spec: LearnerSpec, state: LearnerState, batch: Batch):
-    """One DPG step of the actor through critic 1 (a NoisyNet actor under one fresh noise sample), then Polyak
-    updates of both targets."""
-    critic = first_critic(state.critic)
+    """One DPG step of the actor through critic 1 (a NoisyNet actor under one fresh noise sample), then, unless
+    targets are copied every N updates, Polyak updates of both targets."""
     key, noise = actor_noise(spec, state.key, batch.obs.shape[-1])
 
     def loss_fn(actor):
-        outputs = spec.critic.apply(critic, batch.obs, spec.actor.apply(actor, batch.obs, noise))
-        return dpg_actor_loss(q_values(spec, outputs))
+        return actor_loss(spec, state.critic, batch.obs, spec.actor.apply(actor, batch.obs, noise))
 
     loss, grads = jax.value_and_grad(loss_fn)(state.actor)
     updates, actor_opt = spec.actor_optimizer.update(grads, state.actor_opt, state.actor)
     actor = optax.apply_updates(state.actor, updates)
+    state = state._replace(actor=actor, actor_opt=actor_opt, key=key)
+    if spec.target_update_every:
+        return state, loss
     state = state._replace(
-        actor=actor,
-        actor_opt=actor_opt,
         target_actor=polyak(state.target_actor, actor, spec.tau),
         target_critic=polyak(state.target_critic, state.critic, spec.tau),
-        key=key,
     )
     return state, loss
 
 
 def critic_update(spec: LearnerSpec, state: LearnerState, batch: Batch):
-    """Critic step with a fresh key for the target-policy smoothing noise; returns (state, loss, priorities)."""
+    """Critic step with a fresh key for the target-policy smoothing noise; returns critic_step's four values."""
     key, target_key = jax.random.split(state.key)
     return critic_step(spec, state._replace(key=key), batch, target_key)
 
 
 def delayed_update(spec: LearnerSpec, state: LearnerState, batch: Batch, update_index):
-    """One update whose actor step is taken when update_index + 1 is a multiple of d (a lax.cond)."""
-    state, critic_loss, priorities = critic_update(spec, state, batch)
+    """Update u = update_index: its actor step is taken when u + 1 is a multiple of d (a lax.cond), then the
+    targets' hard copy when it falls on u."""
+    state, critic_loss, priorities, outside = critic_update(spec, state, batch)
     is_actor_step = (update_index + 1) % spec.policy_delay == 0
     state, actor_loss = jax.lax.cond(
         is_actor_step, lambda s: actor_step(spec, s, batch), lambda s: (s, jnp.zeros((), jnp.float32)), state
     )
+    state = hard_target_update(spec, state, update_index)
     return state, (
         critic_loss[None],
         jnp.where(is_actor_step, actor_loss, 0.0),
         is_actor_step.astype(jnp.int32),
         priorities[None],
+        outside[None],
     )
 
 
-def update_group(spec: LearnerSpec, state: LearnerState, batches: Batch):
-    """d updates: d critic steps, the actor and target step after the last (TD3's delay, no cond)."""
-    losses, priorities = [], []
+def update_group(spec: LearnerSpec, state: LearnerState, batches: Batch, first_index):
+    """Updates first_index .. first_index + d - 1: d critic steps, the actor step after the last (TD3's delay, no
+    cond), each update followed by the targets' hard copy when it falls on it."""
+    losses, priorities, outside = [], [], []
+    actor_loss = None
     for j in range(spec.policy_delay):
-        state, loss, priority = critic_update(
+        state, loss, priority, out = critic_update(
             spec, state, jax.tree_util.tree_map(operator.itemgetter(j), batches)
         )
         losses.append(loss)
         priorities.append(priority)
-    state, actor_loss = actor_step(spec, state, jax.tree_util.tree_map(lambda x: x[-1], batches))
-    return state, (jnp.stack(losses), actor_loss, jnp.ones((), jnp.int32), jnp.stack(priorities))
+        outside.append(out)
+        if j == spec.policy_delay - 1:
+            state, actor_loss = actor_step(spec, state, jax.tree_util.tree_map(lambda x: x[-1], batches))
+        state = hard_target_update(spec, state, first_index + j)
+    return state, (
+        jnp.stack(losses),
+        actor_loss,
+        jnp.ones((), jnp.int32),
+        jnp.stack(priorities),
+        jnp.stack(outside),
+    )
 
 
 def update_block(spec: LearnerSpec, state: LearnerState, batches: Batch, first_update):
@@ -267,17 +350,18 @@ def update_block(spec: LearnerSpec, state: LearnerState, batches: Batch, first_u
 
     When d divides K (first_update is then a multiple of d), a lax.scan over K/d groups of d updates, each
     ending with the actor step; otherwise a scan over single updates choosing the actor step by lax.cond.
-    Returns the state, a summary of the losses and the examples' new priorities, shape (K, B).
+    Returns the state, a summary of the losses (and, for a categorical critic, the mean share of target mass
+    outside the support) and the examples' new priorities, shape (K, B).
     """
     count, d = jax.tree_util.tree_leaves(batches)[0].shape[0], spec.policy_delay
+    indices = first_update + jnp.arange(count)
     if count % d == 0:
         groups = jax.tree_util.tree_map(lambda x: x.reshape((count // d, d) + x.shape[1:]), batches)
-        state, (critic, actor, steps, priorities) = jax.lax.scan(
-            lambda s, b: update_group(spec, s, b), state, groups
+        state, (critic, actor, steps, priorities, outside) = jax.lax.scan(
+            lambda s, xs: update_group(spec, s, *xs), state, (groups, indices[::d])
         )
     else:
-        indices = first_update + jnp.arange(count)
-        state, (critic, actor, steps, priorities) = jax.lax.scan(
+        state, (critic, actor, steps, priorities, outside) = jax.lax.scan(
             lambda s, xs: delayed_update(spec, s, *xs), state, (batches, indices)
         )
     summary = {
@@ -285,4 +369,6 @@ def update_block(spec: LearnerSpec, state: LearnerState, batches: Batch, first_u
         "actor_loss_sum": jnp.sum(actor),
         "actor_steps": jnp.sum(steps),
     }
+    if spec.atoms:
+        summary["support_outside"] = jnp.mean(outside)
     return state, summary, priorities.reshape((count,) + priorities.shape[2:])

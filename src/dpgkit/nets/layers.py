@@ -26,6 +26,14 @@ def dense(features: int, fan_in: int, bound: float = 0.0) -> nn.Dense:
     return nn.Dense(features, kernel_init=uniform_init(scale), bias_init=uniform_init(scale))
 
 
+def hidden_activation(torso: str, index: int, x, layer_norm: bool = False):
+    """The activation after hidden layer `index`: relu(x) (relu(LayerNorm(x)) with layer_norm), or for the
+    layernorm torso Acme's LayerNormMLP: tanh(LayerNorm(x)) after the first layer, elu(x) after the others."""
+    if torso == "layernorm":
+        return jnp.tanh(nn.LayerNorm()(x)) if index == 0 else nn.elu(x)
+    return nn.relu(nn.LayerNorm()(x) if layer_norm else x)
+
+
 def scaled_noise(eps):
     """f(x) = sgn(x) sqrt(|x|), applied to the unit Gaussian factors."""
     return jnp.sign(eps) * jnp.sqrt(jnp.abs(eps))

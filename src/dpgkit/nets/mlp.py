@@ -7,14 +7,14 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from dpgkit.nets.layers import NoisyDense, dense
+from dpgkit.nets.layers import NoisyDense, dense, hidden_activation
 
 
 class Actor(nn.Module):
-    """Deterministic policy mu(s) in [-1, 1]^action_dim: MLP with ReLU, tanh output.
+    """Deterministic policy mu(s) in [-1, 1]^action_dim: an MLP torso (see hidden_activation), tanh output.
 
-    layer_norm normalizes each hidden layer before its ReLU (Plappert et al. 2018, for parameter noise);
-    noisy makes every layer a NoisyDense, evaluated with the given factorised noise or, when None, its mean.
+    layer_norm normalizes each hidden layer before its ReLU (Plappert et al. 2018, for parameter noise; relu torso
+    only); noisy makes every layer a NoisyDense, evaluated with the given factorised noise or, when None, its mean.
     """
 
     hidden: Sequence[int]
@@ -23,13 +23,15 @@ class Actor(nn.Module):
     layer_norm: bool = False
     noisy: bool = False
     noisy_sigma0: float = 0.5
+    torso: str = "relu"
 
     @nn.compact
     def __call__(self, obs, noise=None):
         x = obs
         for i, size in enumerate(self.hidden):
-            x = self.layer(size, x.shape[-1], 0.0, x, noise, i)
-            x = nn.relu(nn.LayerNorm()(x) if self.layer_norm else x)
+            x = hidden_activation(
+                self.torso, i, self.layer(size, x.shape[-1], 0.0, x, noise, i), self.layer_norm
+            )
         return jnp.tanh(self.layer(self.action_dim, x.shape[-1], self.final_init, x, noise, len(self.hidden)))
 
     def layer(self, size: int, fan_in: int, bound: float, x, noise, index: int):
@@ -40,7 +42,8 @@ class Actor(nn.Module):
 
 
 class Critic(nn.Module):
-    """Action value Q(s, a): MLP with ReLU; the action joins the input of hidden layer `action_layer`.
+    """Action value Q(s, a): an MLP torso (see hidden_activation); the action joins the input of hidden layer
+    `action_layer`.
 
     With atoms > 0 it outputs the logits of a categorical return distribution over that many atoms instead.
     """
@@ -49,6 +52,7 @@ class Critic(nn.Module):
     action_layer: int = 0
     final_init: float = 0.0
     atoms: int = 0
+    torso: str = "relu"
 
     @nn.compact
     def __call__(self, obs, action):
@@ -56,7 +60,7 @@ class Critic(nn.Module):
         for i, size in enumerate(self.hidden):
             if i == self.action_layer:
                 x = jnp.concatenate([x, action], axis=-1)
-            x = nn.relu(dense(size, x.shape[-1])(x))
+            x = hidden_activation(self.torso, i, dense(size, x.shape[-1])(x))
         if self.atoms:
             return dense(self.atoms, x.shape[-1], self.final_init)(x)
         return dense(1, x.shape[-1], self.final_init)(x)[..., 0]
