@@ -51,6 +51,13 @@ class Config:
     """Environment steps (per actor) between learner calls."""
     gradient_steps: int = 1
     """Gradient updates per learner call (K), run in one jitted lax.scan."""
+    updates_per_episode: int = 0
+    """If > 0, learn between episodes instead of every train_freq steps: after each step in which episodes of the
+    first seed ended, this many updates per ended episode (in calls of gradient_steps), none during episodes
+    (Kendall et al. 2018)."""
+    overlap: bool = False
+    """Collect with the params of the learner call before the last, so that acting never waits for the device (one
+    call of staleness, as Ape-X and Acme accept); off: every step acts with the newest params (deterministic)."""
     hidden: tuple[int, ...] = (256, 256)
     """Hidden layer sizes of the actor and the critic MLPs."""
     actor_hidden: tuple[int, ...] | None = None
@@ -255,6 +262,11 @@ def validate(config: Config) -> None:
         raise ValueError(f"config.gamma must be in [0, 1], got {config.gamma!r}")
     if not config.ou_dt > 0:
         raise ValueError(f"config.ou_dt must be > 0, got {config.ou_dt!r}")
+    if not config.updates_per_episode >= 0 or config.updates_per_episode % config.gradient_steps:
+        raise ValueError(
+            f"config.updates_per_episode must be a non-negative multiple of config.gradient_steps "
+            f"({config.gradient_steps}), got {config.updates_per_episode!r}"
+        )
     if config.batch_size > config.buffer_size:
         raise ValueError(
             f"config.batch_size ({config.batch_size}) is larger than the replay (buffer_size {config.buffer_size})"

@@ -143,8 +143,9 @@ class ReplayDriver:
         self.pending_priorities: tuple | None = None
         self.pending: list = []
         self.host = jax.devices("cpu")[0]
-        self.refresh_acting_actor()
         self.updates = 0
+        self.refresh_acting_actor()
+        self.behaviour = self.queued = (self.acting_actor, self.updates)
         self.learning_from = config.learning_starts
 
     def compile_learner(self) -> None:
@@ -195,8 +196,9 @@ class ReplayDriver:
         return self.state.actor
 
     def acting(self) -> tuple:
-        """(host copy of the actor, version) to act with."""
-        return self.acting_actor, self.updates
+        """(host copy of the actor, version) to act with: the newest, or with overlap the one of the call
+        before the last (already computed while the last one runs)."""
+        return self.behaviour if self.config.overlap else (self.acting_actor, self.updates)
 
     def policy(self, obs: np.ndarray) -> np.ndarray:
         """Deterministic actions in actor units for obs shaped (seeds, copies, obs_dim)."""
@@ -206,9 +208,15 @@ class ReplayDriver:
         """Whether the random warm-up is over."""
         return steps >= self.learning_from
 
-    def due(self, steps: int) -> bool:
-        """A learner call every train_freq vector steps once learning has started."""
-        return self.learning(steps) and (steps // self.config.actors) % self.config.train_freq == 0
+    def calls_due(self, steps: int, collected: Collected) -> int:
+        """Learner calls due after a collect, once learning has started: one every train_freq vector steps, or
+        with updates_per_episode that many updates per episode of the first seed that just ended."""
+        if not self.learning(steps):
+            return 0
+        if self.config.updates_per_episode:
+            episodes = len(collected.episode_returns[0])
+            return episodes * self.config.updates_per_episode // self.config.gradient_steps
+        return int((steps // self.config.actors) % self.config.train_freq == 0)
 
     def store(self, collected: Collected, steps: int) -> None:
         """Add each seed's transitions to its part of the replay."""
@@ -222,6 +230,7 @@ class ReplayDriver:
         The acting policy is a host (CPU) copy of the actor, refreshed only by calls that change it (the values
         are otherwise the same), so after a call that does not the next env steps run while it computes.
         """
+        self.finish(steps)
         if not self.support_known():
             self.derive_support()
         k, b = self.config.gradient_steps, self.config.batch_size
@@ -238,6 +247,8 @@ class ReplayDriver:
             self.refresh_acting_actor()
         self.updates += k
         self.pending.append((steps, summary))
+        if self.config.overlap:
+            self.behaviour, self.queued = self.queued, (self.acting_actor, self.updates)
 
     def finish(self, steps: int) -> None:
         """Give the transitions of the last learner call their new priorities (waits for that call); a non-finite
@@ -295,8 +306,9 @@ class ReplayDriver:
         """Load what checkpoint_contents wrote; without its replay (not a run's newest checkpoint), the random
         warm-up starts again from `steps`."""
         self.state = jax.tree_util.tree_map(jnp.asarray, unflatten_tree(self.state, arrays["learner"]))
-        self.refresh_acting_actor()
         self.updates = meta["updates"]
+        self.refresh_acting_actor()
+        self.behaviour = self.queued = (self.acting_actor, self.updates)
         self.learning_from = meta.get("learning_from", self.config.learning_starts)
         if "replay" in arrays:
             self.replay.load_state(arrays["replay"])

@@ -104,9 +104,9 @@ class Trainer:
         while steps < target:
             collected = env_actor.collect(1)         # n-step transitions, finished episodes
             store(collected)                          # NaN checks; last call's priorities back; replay adds
-            if driver.due(steps):
+            for _ in range(driver.calls_due(steps, collected)):   # every train_freq steps, or after episodes
                 driver.dispatch(steps)                # one jitted call of K updates, not waited for
-                env_actor.set_params(*driver.acting())
+            env_actor.set_params(*driver.acting())    # newest params, or with overlap the call before
             hooks: evaluate, log, checkpoint (by steps and by time), stop on SIGINT/SIGTERM
 
     The driver (ReplayDriver, or DPG's OnlineDriver) owns the learner; the EnvActor owns the env copies, the
@@ -165,11 +165,14 @@ class Trainer:
         return self.driver.policy(obs)
 
     def iteration(self, stats: dict) -> None:
-        """Collect one step of every copy, store it, learn when due, let the explorer adapt when due."""
+        """Collect one step of every copy, store it, learn when the schedule says, let the explorer adapt."""
         before = self.steps
-        self.store(env_call(self.steps, self.env_actor.collect, 1), stats)
-        if self.driver.due(self.steps):
+        collected = env_call(self.steps, self.env_actor.collect, 1)
+        self.store(collected, stats)
+        calls = self.driver.calls_due(self.steps, collected)
+        for _ in range(calls):
             self.driver.dispatch(self.steps)
+        if calls:
             self.env_actor.set_params(*self.driver.acting())
         if self.driver.learning(self.steps) and crossed(before, self.steps, self.env_actor.explorer.adapt_every):
             self.env_actor.adapt(self.driver.sample_states())

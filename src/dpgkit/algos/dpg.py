@@ -144,9 +144,9 @@ class OnlineDriver:
         """False: COPDAC-Q's critic is an advantage, so the value diagnostic does not apply."""
         return False
 
-    def due(self, steps: int) -> bool:
-        """After every step that brought transitions."""
-        return self.batch is not None
+    def calls_due(self, steps: int, collected) -> int:
+        """One update after every step that brought transitions (COPDAC-Q learns from each as it comes)."""
+        return int(self.batch is not None)
 
     def store(self, collected, steps: int) -> None:
         """Hold the step's transitions (seeds, copies) for the update; theta is averaged over the last half."""
