@@ -17,9 +17,10 @@ import pytest
 
 from dpgkit import DPG, cli
 from dpgkit.algos import ALGORITHMS
+from dpgkit.algos.dpg import online_spec
+from dpgkit.config import DPGConfig
 from dpgkit.envs.lqr import functional_lqr, optimal_gain
 from dpgkit.learn.copdac import (
-    OnlineSpec,
     compatible_critic,
     compatible_features,
     curvature_features,
@@ -102,7 +103,8 @@ def test_copdac_q_finds_the_riccati_gain_from_a_uniform_behaviour(env_id):
 def test_theta_average_covers_the_last_half():
     env = gym.make("dpgkit/LQR1D-v0").unwrapped
     reset, step = functional_lqr(env)
-    spec = OnlineSpec(action_dim=1)
+    config = DPGConfig(gamma=0.9, alpha_theta=1e-3, alpha_w=1e-2, alpha_v=1e-2, noise_sigma=0.1)
+    spec = online_spec(config, action_dim=1)
     state = init_online(spec, jax.random.key(0), env.observation_space.low, env.observation_space.high)
     state, rewards, deltas = run_online(spec, state, reset, step, jax.random.key(1), 1_000)
     assert int(state.averaged) == 500 and rewards.shape == deltas.shape == (1_000,)

@@ -37,25 +37,26 @@ VALUE_FEATURES = ("quadratic", "features")
 BEHAVIOURS = ("gaussian", "uniform")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class OnlineSpec:
-    """Static settings of the online update (hashable, so jit specialises on them once)."""
+    """Static settings of the online update (hashable, so jit specialises on them once); built from a DPGConfig by
+    dpgkit.algos.dpg.online_spec, the only source of its values (no defaults here)."""
 
     action_dim: int
-    features: str = "linear"
-    num_features: int = 100
-    feature_width: float = 0.5
-    value_features: str = "quadratic"
-    curvature: bool = False
-    alpha_theta: float = 1e-3
-    alpha_w: float = 1e-2
-    alpha_v: float = 1e-2
-    gamma: float = 0.9
-    behaviour: str = "gaussian"
-    noise_sigma: float = 0.1
-    hidden: tuple[int, ...] = (64, 64)
-    actor_lr: float = 1e-4
-    critic_lr: float = 1e-3
+    features: str
+    num_features: int
+    feature_width: float
+    value_features: str
+    curvature: bool
+    alpha_theta: float
+    alpha_w: float
+    alpha_v: float
+    gamma: float
+    behaviour: str
+    noise_sigma: float
+    hidden: tuple[int, ...]
+    actor_lr: float
+    critic_lr: float
 
 
 class Transition(NamedTuple):

@@ -56,32 +56,32 @@ class LearnerState(NamedTuple):
 class LearnerSpec:
     """Static settings of the update (hashable; a change means a new compilation).
 
-    dpgkit.train.learner_spec builds it from a config; the fields without a default have their only default there.
+    dpgkit.driver.learner_spec builds it from a config, the only source of its values (no defaults here).
     """
 
     action_dim: int
     actor_hidden: tuple[int, ...]
     critic_hidden: tuple[int, ...]
     torso: str
-    critic_action_layer: int = 0
-    final_init: float = 0.0
-    num_critics: int = 2
-    policy_delay: int = 2
-    target_noise: float = 0.2
-    target_noise_clip: float = 0.5
-    tau: float = 0.005
+    critic_action_layer: int
+    final_init: float
+    num_critics: int
+    policy_delay: int
+    target_noise: float
+    target_noise_clip: float
+    tau: float
     target_update_every: int
-    actor_lr: float = 3e-4
-    critic_lr: float = 3e-4
-    critic_l2: float = 0.0
+    actor_lr: float
+    critic_lr: float
+    critic_l2: float
     max_grad_norm: float
     dqda_clip: float
-    atoms: int = 0
+    atoms: int
     v_min: float | None
     v_max: float | None
-    layer_norm: bool = False
-    noisy: bool = False
-    noisy_sigma0: float = 0.5
+    layer_norm: bool
+    noisy: bool
+    noisy_sigma0: float
 
     @property
     def support(self) -> jax.Array:
