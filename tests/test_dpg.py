@@ -175,6 +175,7 @@ def test_other_features_train_on_pendulum(tmp_path, features):
         ({"alpha_w": 0.0}, "alpha_w must be > 0"),
         ({"value_features": "cubic"}, "unknown value_features"),
         ({"explore": "ou"}, "config.explore='ou' is not used by DPG"),
+        ({"n_step": 3}, "config.n_step=3 is not used by DPG"),
     ],
 )
 def test_bad_settings_are_named(tmp_path, overrides, message):

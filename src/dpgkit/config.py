@@ -332,8 +332,12 @@ def warmup_only(config: Config, end_step: int) -> str | None:
 class DPGConfig(Config):
     """DPG (Silver et al. 2014): online deterministic actor-critic, no replay and no target networks.
 
-    The replay, target and TD3 fields of Config are not used. Step sizes default to the measured ones for
-    Gaussian behaviour on the dpgkit/LQR envs; a uniform behaviour needs smaller alpha_w, alpha_v and curvature.
+    Of Config's fields DPG uses env, total_steps, seed, seeds, actors, gamma, noise_sigma (its Gaussian
+    behaviour), hidden, actor_lr and critic_lr (features mlp), and the run fields (eval_*, log_every,
+    checkpoint_*, keep_checkpoints, run_dir, progress); n_step must stay 1 and explore "gaussian". The replay,
+    target-network, TD3, D4PG, exploration and schedule fields are not used. Step sizes default to the measured
+    ones for Gaussian behaviour on the dpgkit/LQR envs; a uniform behaviour needs smaller alpha_w, alpha_v and
+    curvature.
     """
 
     features: Literal["linear", "rff", "rbf", "mlp"] = "linear"

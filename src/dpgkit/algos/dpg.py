@@ -49,6 +49,10 @@ def check_dpg_config(config: DPGConfig) -> None:
     for name in ("alpha_theta", "alpha_w", "alpha_v", "feature_width"):
         if not getattr(config, name) > 0:
             raise ValueError(f"config.{name} must be > 0, got {getattr(config, name)!r}")
+    if config.n_step != 1:
+        raise ValueError(
+            f"config.n_step={config.n_step} is not used by DPG: it learns from each transition as it comes"
+        )
     if config.explore != "gaussian":
         raise ValueError(
             f"config.explore={config.explore!r} is not used by DPG: its exploration is config.behaviour "
@@ -112,7 +116,9 @@ class OnlineDriver:
         self.spec = online_spec(config, probe.action_space.shape[0])
         seed_keys = [jax.random.PRNGKey(s) for s in agent_seeds]
         low, high = probe.observation_space.low, probe.observation_space.high
-        self.state = stack_trees([init_online(self.spec, jax.random.fold_in(k, 0), low, high) for k in seed_keys])
+        self.state = stack_trees(
+            [init_online(self.spec, jax.random.fold_in(k, 0), low, high) for k in seed_keys]
+        )
         self.explore_keys = jnp.stack([jax.random.fold_in(k, 1) for k in seed_keys])
         self.act_fn, self.explore_fn, self.update_fn = compiled(self.spec, config.average_theta)
         self.pending: list = []
