@@ -17,8 +17,7 @@ import numpy as np
 
 from dpgkit import __version__
 from dpgkit.checkpoint import claim_run_dir, save_checkpoint
-from dpgkit.collect import LocalCollector
-from dpgkit.collect.actor import Collected, EnvActor
+from dpgkit.collect import Collected, Collector, EnvActor, LocalCollector
 from dpgkit.config import Config
 from dpgkit.driver import NonFiniteError, ReplayDriver, crossed
 from dpgkit.envs import check_action_space, check_observation_space
@@ -123,7 +122,7 @@ class Trainer:
         self.rngs = [host_rng(s) for s in self.agent_seeds]
         self.driver = driver_class(config, probe, self.agent_seeds, self.rngs, self.stop_message)
         probe.close()
-        self.env_actor = EnvActor(
+        self.env_actor: Collector = EnvActor(
             LocalCollector(make_env, self.agent_seeds, config.actors),
             self.driver.explorer(),
             [NStepWriter(config.n_step, config.gamma, config.actors) for _ in self.agent_seeds],

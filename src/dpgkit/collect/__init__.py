@@ -1,5 +1,6 @@
-"""Experience collection behind the Collector interface: in-process vectorized environments."""
+"""Experience collection behind the Collector interface: EnvActor steps in-process vectorized environments."""
 
-from dpgkit.collect.local import Collector, LocalCollector, StepResult
+from dpgkit.collect.actor import Collected, Collector, EnvActor, Transitions
+from dpgkit.collect.local import LocalCollector, StepResult
 
-__all__ = ["Collector", "LocalCollector", "StepResult"]
+__all__ = ["Collected", "Collector", "EnvActor", "LocalCollector", "StepResult", "Transitions"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -48,6 +48,41 @@ def concat_transitions(parts: list[Transitions]) -> Transitions | None:
     if not parts:
         return None
     return parts[0] if len(parts) == 1 else Transitions(*(np.concatenate(x) for x in zip(*parts, strict=True)))
+
+
+class Collector(Protocol):
+    """What the loop needs from collection: the in-process EnvActor, or a pool of them in Ray actor processes.
+
+    Arrays are shaped (seeds, actors, ...); actions are in the actor's units [-1, 1].
+    """
+
+    explorer: Explorer
+    warmup_until: int
+    version: int
+
+    def set_params(self, params, version: int) -> None:
+        """Act with these actor params from now on."""
+        ...
+
+    def collect(self, vector_steps: int) -> Collected:
+        """Step every copy vector_steps times and return the transitions and episodes."""
+        ...
+
+    def adapt(self, states: np.ndarray) -> None:
+        """Let the explorer adapt on replay states."""
+        ...
+
+    def state(self) -> dict:
+        """What a checkpoint must hold to restart the copies (JSON)."""
+        ...
+
+    def load_state(self, state: dict, explore: dict, steps: int) -> None:
+        """Restore from state() and the explorer's arrays; the copies restart their episodes."""
+        ...
+
+    def close(self) -> None:
+        """Close every environment."""
+        ...
 
 
 class EnvActor:

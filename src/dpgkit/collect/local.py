@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -21,33 +21,6 @@ class StepResult(NamedTuple):
     truncated: np.ndarray
     episode_returns: list[list[float]]
     episode_lengths: list[list[int]]
-
-
-class Collector(Protocol):
-    """What the trainer needs from its actors: the in-process LocalCollector, or a remote actor pool.
-
-    Arrays are shaped (seeds, actors, ...); actions are in the actor's units [-1, 1].
-    """
-
-    def observe(self) -> tuple[np.ndarray, np.ndarray]:
-        """The current observation of every copy, and which copies were just reset."""
-        ...
-
-    def step(self, actions: np.ndarray) -> StepResult:
-        """Step every copy with its action."""
-        ...
-
-    def state(self) -> dict:
-        """What a checkpoint must hold to restart the copies (their RNG states)."""
-        ...
-
-    def load_state(self, state: dict) -> None:
-        """Restore from state(); the copies restart their episodes."""
-        ...
-
-    def close(self) -> None:
-        """Close every environment."""
-        ...
 
 
 def as_float32(obs: np.ndarray) -> np.ndarray:
