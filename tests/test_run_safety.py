@@ -177,3 +177,13 @@ def test_ctrl_c_on_the_command_line_saves_and_exits_130(tmp_path):
     assert re.search(r"stopped by SIGINT at env step \d+: saved .*step_\d+", stderr), stderr
     assert f"dpgkit resume {tmp_path}" in stderr
     assert load_checkpoint(tmp_path)[1]["steps"] > 0
+
+
+def test_an_env_exception_during_evaluation_is_reported_and_saved(tmp_path):
+    """The evaluation's own env copies raising: the same report, naming the evaluation, and a checkpoint."""
+    settings = dict(TINY, eval_every=3, eval_episodes=1)
+    agent = TD3(functools.partial(ProbeFaulty, fault="raise", fault_step=5), run_dir=str(tmp_path), **settings)
+    with pytest.raises(EnvError, match="simulated physics failure in the evaluation at env step 3") as excinfo:
+        agent.learn(10)
+    assert "step_000000003" in str(excinfo.value)
+    assert load_checkpoint(tmp_path)[1]["steps"] == 3

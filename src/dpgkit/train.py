@@ -76,7 +76,9 @@ class CheckpointClock:
 
     def due(self) -> bool:
         """Whether a time-based checkpoint is due now."""
-        return self.seconds > 0 and time.monotonic() - self.last >= max(self.seconds, self.cost / SAVE_COST_SHARE)
+        return self.seconds > 0 and time.monotonic() - self.last >= max(
+            self.seconds, self.cost / SAVE_COST_SHARE
+        )
 
     def saved(self, started: float) -> None:
         """Note a save that began at monotonic time `started` and has just ended."""
@@ -84,12 +86,12 @@ class CheckpointClock:
         self.cost = self.last - started
 
 
-def env_call(steps: int, fn: Callable, *args):
-    """fn(*args), with an exception from the environment turned into an EnvError naming the step."""
+def env_call(where: str, fn: Callable, *args):
+    """fn(*args), with an exception from the environment turned into an EnvError saying where it happened."""
     try:
         return fn(*args)
     except Exception as error:
-        raise EnvError(f"the environment raised {type(error).__name__}: {error} at env step {steps + 1}") from error
+        raise EnvError(f"the environment raised {type(error).__name__}: {error} {where}") from error
 
 
 def host_rng(agent_seed: int) -> np.random.Generator:
@@ -166,14 +168,16 @@ class Trainer:
     def iteration(self, stats: dict) -> None:
         """Collect one step of every copy, store it, learn when the schedule says, let the explorer adapt."""
         before = self.steps
-        collected = env_call(self.steps, self.env_actor.collect, 1)
+        collected = env_call(f"at env step {self.steps + 1}", self.env_actor.collect, 1)
         self.store(collected, stats)
         calls = self.driver.calls_due(self.steps, collected)
         for _ in range(calls):
             self.driver.dispatch(self.steps)
         if calls:
             self.env_actor.set_params(*self.driver.acting())
-        if self.driver.learning(self.steps) and crossed(before, self.steps, self.env_actor.explorer.adapt_every):
+        if self.driver.learning(self.steps) and crossed(
+            before, self.steps, self.env_actor.explorer.adapt_every
+        ):
             self.env_actor.adapt(self.driver.sample_states())
 
     def store(self, collected: Collected, stats: dict) -> None:
@@ -242,26 +246,33 @@ class Trainer:
         last_time, last_steps = time.perf_counter(), self.steps
         clock = CheckpointClock(config.checkpoint_seconds)
         try:
-            with StopSignals() as stop, TrainingProgress(target, self.steps, enabled=config.progress) as progress:
+            with (
+                StopSignals() as stop,
+                TrainingProgress(target, self.steps, enabled=config.progress) as progress,
+            ):
                 while self.steps < target:
                     before = self.steps
                     try:
                         self.iteration(stats)
+                        evaluate = crossed(before, self.steps, config.eval_every)
+                        where = f"in the evaluation at env step {self.steps}"
+                        returns = env_call(where, self.evaluate) if evaluate else None
                     except EnvError as error:
                         path = self.save(self.run_dir)
                         raise EnvError(f"{error}; {self.resume_hint(path)}") from error.__cause__
-                    evaluate = crossed(before, self.steps, config.eval_every)
                     log = crossed(before, self.steps, config.log_every) or self.steps >= target
                     checkpoint = crossed(before, self.steps, config.checkpoint_every) or clock.due()
                     if evaluate or log or checkpoint or stop.received:
                         self.driver.check_losses(stats)
                     if evaluate:
-                        self.last_eval = env_call(self.steps, self.evaluate).mean(axis=1)
+                        self.last_eval = returns.mean(axis=1)
                         logger.log(self.steps, {"eval/return": self.last_eval} | self.value_error())
                     if log:
                         now = time.perf_counter()
                         sps = (self.steps - last_steps) / max(now - last_time, 1e-9)
-                        values = summarize(stats, sps) | self.env_actor.explorer.log_values(self.driver.actor_params)
+                        values = summarize(stats, sps) | self.env_actor.explorer.log_values(
+                            self.driver.actor_params
+                        )
                         warn_outside_support(values)
                         logger.log(self.steps, values | self.driver.support_log)
                         self.driver.support_log = {}
@@ -272,7 +283,9 @@ class Trainer:
                         clock.saved(started)
                     if stop.received:
                         name = signal.Signals(stop.received).name
-                        raise TrainingInterrupted(f"{name} at env step {self.steps}: {self.resume_hint(path)}")
+                        raise TrainingInterrupted(
+                            f"{name} at env step {self.steps}: {self.resume_hint(path)}"
+                        )
                     progress.update(self.steps, self.last_eval)
         finally:
             logger.close()
