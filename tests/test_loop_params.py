@@ -25,6 +25,12 @@ CASES = {
     "td3-param": (TD3, "Pendulum-v1", dict(BASE, explore="param", param_adapt_every=50), 600),
     "td3-noisy": (TD3, "Pendulum-v1", dict(BASE, explore="noisy"), 600),
     "dpg-linear-lqr2d": (DPG, "dpgkit/LQR2D-v0", {"gamma": 0.9, "eval_every": 0, "progress": False}, 2000),
+    "dpg-mlp-pendulum": (
+        DPG,
+        "Pendulum-v1",
+        {"features": "mlp", "hidden": (16, 16), "eval_every": 0, "progress": False},
+        400,
+    ),
 }
 
 
