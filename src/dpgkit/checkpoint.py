@@ -183,6 +183,11 @@ def _run_lock(root: pathlib.Path, blocking: bool) -> Iterator[bool]:
         os.close(fd)
 
 
+def _has_leftovers(root: pathlib.Path) -> bool:
+    """Whether an interrupted save left hidden temporary folders or files under `root` (a cheap listing)."""
+    return any(_LEFTOVER_RE.fullmatch(p.name) for p in root.iterdir())
+
+
 def _remove_leftovers(root: pathlib.Path) -> list[pathlib.Path]:
     """Delete the hidden temporary folders and files that interrupted saves left behind; returns them."""
     leftovers = [p for p in root.iterdir() if _LEFTOVER_RE.fullmatch(p.name)]
@@ -451,10 +456,11 @@ def load_checkpoint(path: os.PathLike | str) -> tuple[dict[str, dict[str, np.nda
         raise CheckpointCorruptError(meta_path, f"invalid JSON ({e})") from e
     if manifest["format"] == 1 and isinstance(meta, dict):
         meta.setdefault("run_id", legacy_run_id(step_dir.parent.parent))
-    if (pathlib.Path(path) / CHECKPOINTS_DIR).is_dir() and os.access(step_dir.parent, os.W_OK):
-        with _run_lock(step_dir.parent, blocking=False) as held:
+    root = step_dir.parent
+    if (pathlib.Path(path) / CHECKPOINTS_DIR).is_dir() and _has_leftovers(root) and os.access(root, os.W_OK):
+        with _run_lock(root, blocking=False) as held:
             if held:
-                _remove_leftovers(step_dir.parent)
+                _remove_leftovers(root)
     return arrays, meta
 
 

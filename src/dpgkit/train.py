@@ -391,6 +391,8 @@ FIELDS_ADDED_LATER = (
     "actor_hidden",
     "critic_hidden",
     "act_with_target",
+    "updates_per_episode",
+    "overlap",
 )
 """Config fields newer than some checkpoints (format 1 has none of them): a checkpoint without one takes its
 default."""

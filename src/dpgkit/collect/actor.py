@@ -39,8 +39,14 @@ class Collected(NamedTuple):
 
 
 def stack_transitions(transitions: list[dict]) -> Transitions:
-    """An n-step writer's transitions as stacked float32 arrays (leading axis: count)."""
-    return Transitions(*(np.asarray([t[name] for t in transitions], np.float32) for name in Transitions._fields))
+    """An n-step writer's transitions stacked on a leading axis: observations in their own dtype (float32, or
+    uint8 pixels), actions, rewards and discounts as float32."""
+    return Transitions(
+        *(
+            np.asarray([t[name] for t in transitions], None if name.endswith("obs") else np.float32)
+            for name in Transitions._fields
+        )
+    )
 
 
 def concat_transitions(parts: list[Transitions]) -> Transitions | None:
