@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import dpgkit.checkpoint
 import dpgkit.train
 from dpgkit import D4PG, DPG, TD3
 from dpgkit.checkpoint import RunDirInUseError, latest_checkpoint, load_checkpoint
@@ -62,6 +63,47 @@ def test_a_run_keeps_its_newest_checkpoints_and_only_the_newest_replay(tmp_path)
     updates = older.trainer.updates
     older.learn(5)
     assert older.trainer.updates == updates  # still refilling its replay with random steps
+
+
+def test_an_older_checkpoint_loaded_and_trained_forks_into_its_own_directory(tmp_path):
+    """Training on from a checkpoint that is not its run's newest starts a new run in a directory of its own;
+    the run's checkpoints, the newest with its replay, stay as they are."""
+    run = tmp_path / "run"
+    agent = TD3("Pendulum-v1", run_dir=str(run), checkpoint_every=100, **TINY).learn(300)
+    before = step_dirs(run)
+    with pytest.warns(UserWarning, match="is not the newest checkpoint of its run"):
+        fork = TD3.load(run / "checkpoints" / "step_000000200")
+    assert fork.trainer.run_id != agent.trainer.run_id
+    assert fork.run_dir == tmp_path / "run-from-step_000000200"
+    fork.learn(20)
+    fork.save()
+    assert step_dirs(run) == before and (run / "checkpoints" / before[-1] / "replay.npz").exists()
+    assert step_dirs(fork.run_dir) == ["step_000000220"]
+
+
+def test_a_step_folder_loads_into_its_run_directory(tmp_path):
+    """Loaded from a step folder inside a run, the agent's run directory is that run's."""
+    run = tmp_path / "run"
+    TD3("Pendulum-v1", run_dir=str(run), **TINY).learn(30).save()
+    assert TD3.load(run / "checkpoints" / "step_000000030").run_dir == run
+
+
+def test_a_full_disk_at_a_periodic_checkpoint_warns_and_training_goes_on(tmp_path, monkeypatch):
+    """A periodic save that finds too little space warns; training continues and saves at the next one."""
+    real_check = dpgkit.checkpoint._check_space
+    calls = {"n": 0}
+
+    def full_once(root, needed):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise dpgkit.checkpoint.CheckpointSpaceError(root, needed, 100)
+        return real_check(root, needed)
+
+    monkeypatch.setattr(dpgkit.checkpoint, "_check_space", full_once)
+    agent = TD3("Pendulum-v1", run_dir=str(tmp_path), checkpoint_every=20, **TINY)
+    with pytest.warns(UserWarning, match="not enough disk space .*training goes on"):
+        agent.learn(60)
+    assert agent.steps == 60 and step_dirs(tmp_path) == ["step_000000040", "step_000000060"]
 
 
 @pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
@@ -158,7 +200,8 @@ def test_ctrl_c_on_the_command_line_saves_and_exits_130(tmp_path):
         "--env",
         "Pendulum-v1",
     ]
-    command += ["--hidden", "8", "8", "--learning-starts", "50", "--no-progress", "--run-dir", str(tmp_path)]
+    command += ["--hidden", "8", "8", "--learning-starts", "50", "--checkpoint-every", "50", "--no-progress"]
+    command += ["--run-dir", str(tmp_path)]
     process = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
@@ -167,10 +210,9 @@ def test_ctrl_c_on_the_command_line_saves_and_exits_130(tmp_path):
         env=dict(os.environ, PYTHONUNBUFFERED="1"),
     )
     assert "training td3 on Pendulum-v1" in process.stdout.readline()
-    deadline = time.monotonic() + 120
-    while not (tmp_path / "metrics.csv").exists() and time.monotonic() < deadline:
+    deadline = time.monotonic() + 300
+    while not (tmp_path / "checkpoints" / "LATEST").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
-    time.sleep(1.0)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
@@ -182,8 +224,12 @@ def test_ctrl_c_on_the_command_line_saves_and_exits_130(tmp_path):
 def test_an_env_exception_during_evaluation_is_reported_and_saved(tmp_path):
     """The evaluation's own env copies raising: the same report, naming the evaluation, and a checkpoint."""
     settings = dict(TINY, eval_every=3, eval_episodes=1)
-    agent = TD3(functools.partial(ProbeFaulty, fault="raise", fault_step=5), run_dir=str(tmp_path), **settings)
-    with pytest.raises(EnvError, match="simulated physics failure in the evaluation at env step 3") as excinfo:
+    agent = TD3(
+        functools.partial(ProbeFaulty, fault="raise", fault_step=5), run_dir=str(tmp_path), **settings
+    )
+    with pytest.raises(
+        EnvError, match="simulated physics failure in the evaluation at env step 3"
+    ) as excinfo:
         agent.learn(10)
     assert "step_000000003" in str(excinfo.value)
     assert load_checkpoint(tmp_path)[1]["steps"] == 3

@@ -158,7 +158,9 @@ def _step_dirs(root: pathlib.Path) -> list[pathlib.Path]:
     """The `step_*` folders under `root`, oldest first."""
     if not root.is_dir():
         return []
-    return sorted((p for p in root.iterdir() if p.is_dir() and _STEP_DIR_RE.fullmatch(p.name)), key=step_sort_key)
+    return sorted(
+        (p for p in root.iterdir() if p.is_dir() and _STEP_DIR_RE.fullmatch(p.name)), key=step_sort_key
+    )
 
 
 def _fresh_step_name(root: pathlib.Path, step: int) -> str:
@@ -210,20 +212,21 @@ def legacy_run_id(run_dir: pathlib.Path) -> str:
     return "format1-" + hashlib.sha256(str(pathlib.Path(run_dir).resolve()).encode()).hexdigest()[:16]
 
 
-def _owner_of(step_dir: pathlib.Path) -> str:
-    """The run id a checkpoint folder belongs to (format 1: its run directory's legacy id)."""
+def _owner_of(step_dir: pathlib.Path) -> str | None:
+    """The run id a checkpoint folder belongs to (format 1: its run directory's legacy id); None when its
+    manifest cannot be read (not a checkpoint of anyone)."""
     try:
         manifest = json.loads((step_dir / MANIFEST_FILE).read_bytes())
-    except (OSError, ValueError):
-        return ""
-    return manifest.get("run_id") or legacy_run_id(step_dir.parent.parent)
+        return manifest.get("run_id") or legacy_run_id(step_dir.parent.parent)
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def claim_run_dir(directory: os.PathLike | str, run_id: str) -> None:
     """Make `directory` this run's (run.json names it), or raise RunDirInUseError if it holds checkpoints
     of another run. A directory whose run left no checkpoint (killed before its first save) is taken over."""
     run_dir = pathlib.Path(directory)
-    others = sorted({_owner_of(p) for p in _step_dirs(run_dir / CHECKPOINTS_DIR)} - {run_id})
+    others = sorted({_owner_of(p) for p in _step_dirs(run_dir / CHECKPOINTS_DIR)} - {run_id, None})
     if others:
         raise RunDirInUseError(
             f"{run_dir} holds the checkpoints of another run (run id {others[0]}); continue that run with "
@@ -251,7 +254,11 @@ def _check_space(root: pathlib.Path, needed: int) -> None:
 
 
 def _write_step_dir(
-    tmp: pathlib.Path, step: int, arrays: Mapping[str, Mapping[str, Any]], meta: Mapping[str, Any], run_id: str
+    tmp: pathlib.Path,
+    step: int,
+    arrays: Mapping[str, Mapping[str, Any]],
+    meta: Mapping[str, Any],
+    run_id: str,
 ) -> None:
     """Write the groups, meta.json and the manifest (hash and size of each) into `tmp`, all synced."""
     files = {}
@@ -430,8 +437,9 @@ def resolve_step_dir(path: os.PathLike | str) -> pathlib.Path:
 def load_checkpoint(path: os.PathLike | str) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
     """Verify and load a checkpoint from a run directory or a step directory.
 
-    Format-1 meta gains its legacy run id. Loading the newest checkpoint of a run directory also removes
-    leftovers of interrupted saves (unless a save is under way in another process).
+    Format-1 meta gains its legacy run id. Loading from a run directory also removes the hidden leftovers of
+    interrupted saves (unless a save is under way in another process; files dropped from older checkpoints go
+    at the next save).
     """
     step_dir = resolve_step_dir(path)
     manifest = _read_manifest(step_dir)

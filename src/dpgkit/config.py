@@ -57,7 +57,8 @@ class Config:
     (Kendall et al. 2018)."""
     overlap: bool = False
     """Collect with the params of the learner call before the last, so that acting never waits for the device (one
-    call of staleness, as Ape-X and Acme accept); off: every step acts with the newest params (deterministic)."""
+    call of staleness, as Ape-X and Acme accept); off: every step acts with the newest params (deterministic). A
+    resumed run restarts the lag: its first steps act with the newest params."""
     hidden: tuple[int, ...] = (256, 256)
     """Hidden layer sizes of the actor and the critic MLPs."""
     actor_hidden: tuple[int, ...] | None = None

@@ -174,7 +174,9 @@ class ReplayDriver:
         self.config = self.config.replace(v_min=v_min, v_max=v_max)
         self.spec = learner_spec(self.config, self.action_dim)
         self.compile_learner()
-        self.note_support(f"from the rewards of {rewards.size} warm-up transitions (widened by half its width)")
+        self.note_support(
+            f"from the rewards of {rewards.size} warm-up transitions (widened by half its width)"
+        )
 
     def support_known(self) -> bool:
         """Whether the critic's output is a value yet (a categorical critic's support may wait for the warm-up)."""
@@ -188,7 +190,9 @@ class ReplayDriver:
     def explorer(self) -> Explorer:
         """The configured behaviour policy around this driver's actor."""
         config = self.config
-        return make_explorer(config, self.spec.actor, self.act_fn, config.seeds, self.action_dim, self.obs_dim)
+        return make_explorer(
+            config, self.spec.actor, self.act_fn, config.seeds, self.action_dim, self.obs_dim
+        )
 
     @property
     def actor_params(self):

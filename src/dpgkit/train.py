@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 
 from dpgkit import __version__
-from dpgkit.checkpoint import claim_run_dir, save_checkpoint
+from dpgkit.checkpoint import CheckpointSpaceError, claim_run_dir, save_checkpoint
 from dpgkit.collect import Collected, Collector, EnvActor, LocalCollector
 from dpgkit.config import Config
 from dpgkit.driver import NonFiniteError, ReplayDriver, crossed
@@ -137,6 +137,7 @@ class Trainer:
         self.run_dir = pathlib.Path(
             config.run_dir or f"runs/{algo}-{config.env}-{time.strftime('%Y%m%d-%H%M%S')}"
         )
+        self.config = self.config.replace(run_dir=str(self.run_dir))
         self.evaluator: Evaluator | None = None
         self.last_eval = np.full(config.seeds, np.nan)
         self.last_checkpoint: pathlib.Path | None = None
@@ -258,6 +259,7 @@ class Trainer:
                         where = f"in the evaluation at env step {self.steps}"
                         returns = env_call(where, self.evaluate) if evaluate else None
                     except EnvError as error:
+                        self.driver.check_losses(stats)
                         path = self.save(self.run_dir)
                         raise EnvError(f"{error}; {self.resume_hint(path)}") from error.__cause__
                     log = crossed(before, self.steps, config.log_every) or self.steps >= target
@@ -279,7 +281,14 @@ class Trainer:
                         stats, last_time, last_steps = new_stats(config.seeds), now, self.steps
                     if checkpoint or stop.received:
                         started = time.monotonic()
-                        path = self.save(self.run_dir)
+                        try:
+                            path = self.save(self.run_dir)
+                        except CheckpointSpaceError as error:
+                            if stop.received:
+                                raise
+                            warnings.warn(
+                                f"{error}; training goes on and saves at the next checkpoint", stacklevel=2
+                            )
                         clock.saved(started)
                     if stop.received:
                         name = signal.Signals(stop.received).name

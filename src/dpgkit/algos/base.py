@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import uuid
 import warnings
 from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np
 
-from dpgkit.checkpoint import load_checkpoint
+from dpgkit.checkpoint import CHECKPOINTS_DIR, latest_checkpoint, load_checkpoint, resolve_step_dir
 from dpgkit.config import Config, steps_left, warmup_only
 from dpgkit.driver import ReplayDriver
 from dpgkit.envs import check_observation, env_factory
@@ -147,11 +148,9 @@ class Agent:
             raise ValueError(
                 f"{path} was trained on a custom environment ({config.env}): pass env= to load it"
             )
-        run_dir = (
-            pathlib.Path(path)
-            if (pathlib.Path(path) / "checkpoints").is_dir()
-            else pathlib.Path(config.run_dir)
-        )
+        step_dir = resolve_step_dir(path)
+        inside_run = step_dir.parent.name == CHECKPOINTS_DIR
+        run_dir = step_dir.parent.parent if inside_run else pathlib.Path(config.run_dir or ".")
         agent = agent_class(env or config.env, config=dataclasses.replace(config, run_dir=str(run_dir)))
         try:
             agent.trainer.restore(arrays, meta)
@@ -160,6 +159,18 @@ class Agent:
                 f"{where}: no {error.args[0]!r} entry in meta.json or its arrays (meta.json holds "
                 f"{', '.join(sorted(meta))}); it was edited or written by another dpgkit version"
             ) from error
+        newest = latest_checkpoint(run_dir) if inside_run else step_dir
+        if newest is not None and newest != step_dir:
+            trainer = agent.trainer
+            trainer.run_id = uuid.uuid4().hex
+            trainer.run_dir = run_dir.with_name(f"{run_dir.name}-from-{step_dir.name}")
+            trainer.config = trainer.config.replace(run_dir=str(trainer.run_dir))
+            warnings.warn(
+                f"{step_dir} is not the newest checkpoint of its run ({newest} is): this agent acts as saved "
+                f"and is a new run, which learns and saves into {trainer.run_dir}; the run's own checkpoints "
+                "stay as they are",
+                stacklevel=3,
+            )
         return agent
 
 

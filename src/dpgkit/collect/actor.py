@@ -53,11 +53,14 @@ def concat_transitions(parts: list[Transitions]) -> Transitions | None:
     """Transitions of several steps of one seed, in order, as one stack; None if there are none."""
     if not parts:
         return None
-    return parts[0] if len(parts) == 1 else Transitions(*(np.concatenate(x) for x in zip(*parts, strict=True)))
+    return (
+        parts[0] if len(parts) == 1 else Transitions(*(np.concatenate(x) for x in zip(*parts, strict=True)))
+    )
 
 
 class Collector(Protocol):
-    """What the loop needs from collection: the in-process EnvActor, or a pool of them in Ray actor processes.
+    """What the loop needs from collection: today the in-process EnvActor; a collector of Ray actor processes
+    will offer the same.
 
     Arrays are shaped (seeds, actors, ...); actions are in the actor's units [-1, 1].
     """
@@ -124,7 +127,9 @@ class EnvActor:
     def behaviour_actions(self, obs: np.ndarray) -> np.ndarray:
         """Uniform random actions during warm-up, then the explorer's (action noise, parameter noise, NoisyNet)."""
         if self.steps < self.warmup_until:
-            return np.stack([rng.uniform(-1.0, 1.0, self.action_shape) for rng in self.rngs]).astype(np.float32)
+            return np.stack([rng.uniform(-1.0, 1.0, self.action_shape) for rng in self.rngs]).astype(
+                np.float32
+            )
         return self.explorer.actions(self.params, np.asarray(obs, np.float32), self.rngs).astype(np.float32)
 
     def collect(self, vector_steps: int) -> Collected:
@@ -140,7 +145,11 @@ class EnvActor:
             actions = self.behaviour_actions(obs)
             result = self.collector.step(actions)
             non_finite = next(
-                (name for name, v in (("observation", result.next_obs), ("reward", result.reward)) if not np.isfinite(v).all()),
+                (
+                    name
+                    for name, v in (("observation", result.next_obs), ("reward", result.reward))
+                    if not np.isfinite(v).all()
+                ),
                 None,
             )
             if non_finite:
@@ -168,7 +177,7 @@ class EnvActor:
         self.explorer.adapt(self.params, states, self.rngs)
 
     def state(self) -> dict:
-        """The env copies' RNG states (JSON), to checkpoint; the explorer's arrays are explore_state()."""
+        """The env copies' RNG states (JSON), to checkpoint; the explorer's arrays are explorer.state()."""
         return self.collector.state()
 
     def load_state(self, state: dict, explore: dict, steps: int) -> None:
@@ -177,7 +186,7 @@ class EnvActor:
         self.explorer.load_state(explore)
         self.steps = steps
         for writer in self.writers:
-            writer.queues = [type(q)() for q in writer.queues]
+            writer.reset()
 
     def close(self) -> None:
         """Close the env copies."""

@@ -56,3 +56,8 @@ class NStepWriter:
                 finished.append(self.transition(c, 0, False, next_obs[c]))
                 queue.popleft()
         return finished
+
+    def reset(self) -> None:
+        """Drop every pending window (the copies restart their episodes)."""
+        for queue in self.queues:
+            queue.clear()
