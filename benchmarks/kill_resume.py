@@ -1,6 +1,7 @@
 """SIGKILL a training run at random moments, again and again, and check after each kill that nothing is lost.
 
-A TD3 run on Pendulum-v1 checkpoints every 10 steps (so that many kills land inside a save) (`dpgkit train`, then `dpgkit resume`). After each kill:
+A TD3 run on Pendulum-v1 (256-256 networks: a checkpoint of several MB) checkpoints every 10 steps, so that
+many kills land inside a save (`dpgkit train`, then `dpgkit resume`). After each kill:
 the run loads (if it has saved at all), its newest complete checkpoint is the one `dpgkit resume` continues
 from, and the leftovers the kill left (a half-written checkpoint, say) are gone once resume has loaded.
 Finally the run is resumed to its end and must load at its last step. Writes a JSON with the counts.
@@ -27,7 +28,7 @@ from dpgkit.checkpoint import CHECKPOINTS_DIR, latest_checkpoint, load_checkpoin
 
 TRAIN = [
     "train", "td3", "--env", "Pendulum-v1", "--total-steps", "100000", "--checkpoint-every", "10",
-    "--hidden", "16", "16", "--learning-starts", "100", "--batch-size", "32", "--eval-every", "0",
+    "--learning-starts", "100", "--eval-every", "0",
     "--no-progress",
 ]  # fmt: skip
 RESUMING = re.compile(r"resuming \S+ on \S+ at step (\d+)")
