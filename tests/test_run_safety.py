@@ -233,3 +233,16 @@ def test_an_env_exception_during_evaluation_is_reported_and_saved(tmp_path):
         agent.learn(10)
     assert "step_000000003" in str(excinfo.value)
     assert load_checkpoint(tmp_path)[1]["steps"] == 3
+
+
+def test_a_non_finite_loss_pending_at_an_env_error_is_reported_and_not_saved(tmp_path):
+    """The save after an env exception checks the losses first: a NaN loss not yet fetched stops training as a
+    NaN does, with nothing saved over the last good checkpoint."""
+    agent = TD3(functools.partial(ProbeFaulty, fault="raise", fault_step=25), run_dir=str(tmp_path), **TINY)
+    agent.learn(20)
+    good = agent.save()
+    nan = np.full(1, np.nan, np.float32)
+    agent.trainer.driver.pending.append((21, {"critic_loss": nan, "actor_loss_sum": nan, "actor_steps": nan}))
+    with pytest.raises(dpgkit.train.NonFiniteError, match="non-finite loss at env step 21"):
+        agent.learn(10)
+    assert latest_checkpoint(tmp_path) == good
