@@ -246,3 +246,13 @@ def test_a_non_finite_loss_pending_at_an_env_error_is_reported_and_not_saved(tmp
     with pytest.raises(dpgkit.train.NonFiniteError, match="non-finite loss at env step 21"):
         agent.learn(10)
     assert latest_checkpoint(tmp_path) == good
+
+
+def test_only_run_fields_of_a_built_agents_config_can_change(tmp_path):
+    """Agent.config = ... may change the run's length, logging and checkpoints, not what built its learner."""
+    agent = TD3("Pendulum-v1", run_dir=str(tmp_path), **TINY)
+    agent.config = agent.config.replace(total_steps=1234, eval_every=7)
+    assert agent.trainer.driver.config.total_steps == 1234
+    with pytest.raises(ValueError, match=r"config field\(s\) batch_size, gamma cannot change"):
+        agent.config = agent.config.replace(gamma=0.5, batch_size=4)
+    assert agent.config.gamma == 0.98  # the Pendulum-v1 preset

@@ -38,6 +38,19 @@ class TrainingInterrupted(KeyboardInterrupt):
 SUPPORT_WARNING = 0.05
 """Warn when more than this share of the categorical target's mass falls outside [v_min, v_max] in an interval."""
 
+RUN_FIELDS = (
+    "total_steps",
+    "eval_every",
+    "eval_episodes",
+    "log_every",
+    "checkpoint_every",
+    "checkpoint_seconds",
+    "keep_checkpoints",
+    "run_dir",
+    "progress",
+)
+"""Config fields that a built agent may change (Agent.config = ...): the rest made its learner and replay."""
+
 SAVE_COST_SHARE = 0.02
 """Time-based checkpoints are spaced so that saving takes at most this share of the training wall time."""
 
@@ -150,6 +163,17 @@ class Trainer:
 
     @config.setter
     def config(self, config: Config) -> None:
+        changed = [
+            f.name
+            for f in dataclasses.fields(config)
+            if getattr(config, f.name) != getattr(self.config, f.name)
+        ]
+        fixed = sorted(set(changed) - set(RUN_FIELDS))
+        if fixed:
+            raise ValueError(
+                f"config field(s) {', '.join(fixed)} cannot change in a built agent (its learner, replay and "
+                f"explorer were made with them); only {', '.join(RUN_FIELDS)} can"
+            )
         self.driver.config = config
 
     @property
