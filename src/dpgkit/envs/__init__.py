@@ -1,6 +1,8 @@
-"""Environments: creation from ids, space checks and action scaling; importing registers the LQR instances."""
+"""Environments: creation from ids, space checks, action scaling and observation wrappers; importing registers
+the LQR instances and the probes."""
 
 from dpgkit.envs.lqr import LQR, LQREnv, register_envs
+from dpgkit.envs.probes import DictProbeEnv, MatrixProbeEnv, PixelDotEnv, register_probes
 from dpgkit.envs.spaces import (
     ActionScaler,
     check_action_space,
@@ -8,15 +10,33 @@ from dpgkit.envs.spaces import (
     check_observation_space,
     env_factory,
 )
+from dpgkit.envs.wrappers import (
+    BIPEDAL_PARTS,
+    PixelObservation,
+    SplitObservation,
+    ensure_headless_rendering,
+    make_pixel_env,
+    split_env,
+)
 
 __all__ = [
+    "BIPEDAL_PARTS",
     "LQR",
     "ActionScaler",
+    "DictProbeEnv",
     "LQREnv",
+    "MatrixProbeEnv",
+    "PixelDotEnv",
+    "PixelObservation",
+    "SplitObservation",
     "check_action_space",
     "check_observation",
     "check_observation_space",
+    "ensure_headless_rendering",
     "env_factory",
+    "make_pixel_env",
+    "split_env",
 ]
 
 register_envs()
+register_probes()
