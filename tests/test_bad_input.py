@@ -40,10 +40,11 @@ def test_infinite_action_bounds_are_refused(tmp_path):
         TD3(ProbeInfiniteActions, run_dir=str(tmp_path), **TINY)
 
 
-def test_image_observations_are_refused(tmp_path):
-    with pytest.raises(TypeError, match="1-D") as excinfo:
+def test_an_image_too_small_for_the_cnn_is_refused_naming_both(tmp_path):
+    with pytest.raises(ValueError, match="too small for the CNN 32-8-4") as excinfo:
         TD3(ProbeImageObs, run_dir=str(tmp_path), **TINY)
-    assert "(8, 8, 3)" in str(excinfo.value)
+    assert "(8, 8, 3)" in str(excinfo.value) and "config.cnn" in str(excinfo.value)
+    assert TD3(ProbeImageObs, run_dir=str(tmp_path), cnn="4-3-1", **TINY).observation_spec.shape == (8, 8, 3)
 
 
 def test_misspelt_env_id_suggests_the_right_one(tmp_path):
@@ -382,6 +383,7 @@ def test_an_edited_checkpoint_is_named_with_the_entry(edit, message):
 PYTHON_O_CHECKS = """
 import sys
 
+import jax
 import numpy as np
 
 from dpgkit.config import Config, validate, warmup_only
@@ -392,8 +394,8 @@ checks = {
     "tau": lambda: validate(Config(tau=0.0)),
     "seed": lambda: validate(Config(seed=-1)),
     "batch_size": lambda: validate(Config(batch_size=512, buffer_size=100)),
-    "observation": lambda: check_observation(np.zeros(4, np.float32), (3,)),
-    "nan": lambda: check_observation(np.full(3, np.nan, np.float32), (3,)),
+    "observation": lambda: check_observation(np.zeros(4, np.float32), jax.ShapeDtypeStruct((3,), np.float32)),
+    "nan": lambda: check_observation(np.full(3, np.nan, np.float32), jax.ShapeDtypeStruct((3,), np.float32)),
     "env_id": lambda: env_factory("Pendulm-v1"),
     "meta": lambda: config_from_meta(Config, {"config": {"warp_drive": 1}}),
 }

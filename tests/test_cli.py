@@ -14,6 +14,7 @@ import pytest
 import dpgkit
 from dpgkit import cli
 from dpgkit.checkpoint import load_checkpoint
+from dpgkit.envs.wrappers import headless_rendering
 from dpgkit.logger import RunLogger, read_metrics, run_ids
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -317,7 +318,7 @@ def test_train_piped_prints_plain_progress_lines(tmp_path, capsys):
     ],
 )
 def test_headless_rendering_chooses_egl_only_without_a_display_or_a_choice(environ, has_egl, backend):
-    cli.headless_rendering(environ, has_egl)
+    headless_rendering(environ, has_egl)
     assert environ.get("MUJOCO_GL") == backend
 
 

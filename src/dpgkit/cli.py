@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import ctypes.util
 import difflib
 import os
 import pathlib
 import sys
-from collections.abc import MutableMapping
 
 import numpy as np
 import tyro
@@ -17,6 +15,7 @@ from dpgkit.algos import ALGORITHMS, DDPG
 from dpgkit.checkpoint import CheckpointSpaceError
 from dpgkit.config import Config, ddpg_paper_config
 from dpgkit.envs.spaces import split_env_id
+from dpgkit.envs.wrappers import ensure_headless_rendering
 from dpgkit.presets import load_preset, preset_source
 from dpgkit.train import EnvError, TrainingInterrupted
 
@@ -163,9 +162,7 @@ def evaluate(argv: list[str]) -> None:
     )
     args = parser.parse_args(argv)
     if args.video:
-        headless_rendering(
-            os.environ, ctypes.util.find_library("EGL") is not None
-        )  # before mujoco is imported
+        ensure_headless_rendering()  # before mujoco is imported
     from dpgkit.algos import Agent
 
     agent = Agent.load(args.run_dir)
@@ -184,13 +181,6 @@ RENDER_HINT = (
     "MuJoCo envs render through an OpenGL backend chosen by MUJOCO_GL: without a display set MUJOCO_GL=egl "
     "(a GPU driver or Mesa's libEGL) or MUJOCO_GL=osmesa (software, needs libOSMesa), or run with a DISPLAY"
 )
-
-
-def headless_rendering(environ: MutableMapping[str, str], has_egl: bool) -> None:
-    """Choose MuJoCo's EGL backend when there is no display, MUJOCO_GL is not set and libEGL is installed."""
-    no_display = not environ.get("DISPLAY") and not environ.get("WAYLAND_DISPLAY")
-    if no_display and "MUJOCO_GL" not in environ and has_egl:
-        environ["MUJOCO_GL"] = "egl"
 
 
 def first_frame(env) -> np.ndarray:

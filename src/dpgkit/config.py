@@ -71,6 +71,30 @@ class Config:
     ReLU, Plappert et al. 2018 for parameter noise), it changes both networks and their activations."""
     critic_action_layer: int = 0
     """Hidden layer whose input the action joins in the critic (0: with the observation; 1: second layer)."""
+    network: Literal["early", "parkour"] = "early"
+    """How observation inputs enter the trunk. early: every input (a Box, or each entry of a Dict) joins layer 0
+    through its default torso (uint8 images: the CNN `cnn`; anything else as it is). parkour: Heess et al. 2017's
+    split for Dict observations with "proprioception" and "terrain" entries: proprioception joins layer 0, the
+    terrain goes through its own MLP stream (32, 32) and joins layer 1."""
+    torsos: tuple[str, ...] = ()
+    """Per-input torso and join layer, over the network's defaults: entries name=torso[@layer], torso one of
+    identity, mlp:SIZES (mlp:64,64), cnn:NAME (nature, small) or cnn:C-K-S,...+F, frozen:PATH (an encoder file,
+    never trained); a single Box observation is named obs. Example: terrain=mlp:64,64@1."""
+    cnn: str = "nature"
+    """CNN of image inputs: nature (Mnih et al. 2015, SB3's NatureCNN: 32-8-4, 64-4-2, 64-3-1 then a 512-unit
+    layer), small (Kendall et al. 2018: four 16-channel 3x3 stride-2 convolutions), or layers C-K-S,...+F."""
+    shared_encoder: bool = False
+    """One CNN encoder for actor and critics, trained by the critic's loss (DrQ-v2, SAC-AE); off: the actor has
+    its own encoder, trained by the actor's loss, and the critics share theirs (SB3's TD3 default)."""
+    encoder_actor_gradient: bool = False
+    """With shared_encoder, let the actor's loss train the shared encoder too (off: the actor's gradient stops
+    at the encoder, as DrQ-v2 and SAC-AE do)."""
+    frame_stack: int = 1
+    """Observations are the last frame_stack observations of the env, stacked on a new leading axis (Gymnasium's
+    FrameStackObservation, the first padded with the reset observation); a CNN sees the frames in its channels."""
+    augment_shift: int = 0
+    """If > 0, every update shifts each image of obs and next_obs by a random integer offset in
+    [-augment_shift, augment_shift] pixels, edges replicated (DrQ-v2: 4); 0: off."""
     final_init: float = 0.0
     """If > 0, final layers are initialised uniformly in [-final_init, final_init] (DDPG paper: 3e-3)."""
     num_critics: int = 2
@@ -226,6 +250,7 @@ def validate(config: Config) -> None:
         "eval_episodes",
         "log_every",
         "keep_checkpoints",
+        "frame_stack",
     ]
     for name in positive:
         value = getattr(config, name)
@@ -247,6 +272,7 @@ def validate(config: Config) -> None:
         "noisy_sigma0",
         "ou_theta",
         "target_update_every",
+        "augment_shift",
         "max_grad_norm",
         "dqda_clip",
         "eval_every",
@@ -281,6 +307,11 @@ def validate(config: Config) -> None:
         raise ValueError(
             f"config.critic_action_layer must be in [0, {critic_layers - 1}], got {config.critic_action_layer}"
         )
+    if config.network not in ("early", "parkour"):
+        raise ValueError(f"config.network must be 'early' or 'parkour', got {config.network!r}")
+    if config.encoder_actor_gradient and not config.shared_encoder:
+        raise ValueError("config.encoder_actor_gradient needs config.shared_encoder (the actor's own encoder "
+                         "is always trained by the actor's loss)")
     if config.torso not in ("relu", "layernorm"):
         raise ValueError(f"config.torso must be 'relu' or 'layernorm', got {config.torso!r}")
     if config.torso == "layernorm" and config.layer_norm:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import warnings
 from collections.abc import Callable
 
@@ -21,10 +22,13 @@ import numpy as np
 from dpgkit.checkpoint import flatten_tree, unflatten_tree
 from dpgkit.collect.actor import Collected
 from dpgkit.config import Config, validate
+from dpgkit.envs import as_network_dtypes, obs_spec
 from dpgkit.explore import Explorer, make_explorer
 from dpgkit.learn import Batch, LearnerSpec, init_learner, update_block
 from dpgkit.learn.categorical import suggest_support, warmup_support
 from dpgkit.learn.learner import first_q
+from dpgkit.nets import FLAT_INPUTS
+from dpgkit.nets.spec import frozen_params, network_inputs
 from dpgkit.replay import PrioritizedReplay, ReplayBuffer
 
 VALUE_CHUNK = 1024
@@ -35,12 +39,20 @@ class NonFiniteError(FloatingPointError):
     """Training met a NaN or inf (observation, reward or loss) and stopped."""
 
 
-def learner_spec(config: Config, action_dim: int) -> LearnerSpec:
-    """The static update settings of a config."""
+def learner_spec(config: Config, action_dim: int, obs=None) -> LearnerSpec:
+    """The static update settings of a config, for observations of structure obs (envs.obs_spec; None: one
+    vector)."""
+    actor_hidden = tuple(config.actor_hidden or config.hidden)
+    critic_hidden = tuple(config.critic_hidden or config.hidden)
+    inputs, ndims = (FLAT_INPUTS, (1,)) if obs is None else network_inputs(
+        obs, config.network, config.torsos, config.cnn, min(len(actor_hidden), len(critic_hidden))
+    )
     derived = {
         "action_dim": action_dim,
-        "actor_hidden": tuple(config.actor_hidden or config.hidden),
-        "critic_hidden": tuple(config.critic_hidden or config.hidden),
+        "actor_hidden": actor_hidden,
+        "critic_hidden": critic_hidden,
+        "inputs": inputs,
+        "ndims": ndims,
         "layer_norm": config.explore == "param" and config.torso == "relu"
         if config.layer_norm is None
         else config.layer_norm,
@@ -59,6 +71,34 @@ def declared_reward_range(env: gym.Env) -> tuple[float, float] | None:
 def crossed(before: int, after: int, every: int) -> bool:
     """Whether a multiple of `every` lies in (before, after]."""
     return every > 0 and after // every > before // every
+
+
+def zeros_like_spec(spec):
+    """One all-zero observation of an obs_spec structure (numpy, in its dtypes)."""
+    return jax.tree_util.tree_map(lambda leaf: np.zeros(leaf.shape, leaf.dtype), spec)
+
+
+MEMORY_SHARE = 0.7
+"""A replay may take at most this share of the machine's memory."""
+
+
+def machine_memory() -> int:
+    """Bytes of physical memory of this machine."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_replay_fits(config: Config, example) -> None:
+    """Refuse a replay (over all seeds) larger than MEMORY_SHARE of the machine's memory, naming buffer_size."""
+    per_transition = sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(example))
+    total = per_transition * config.buffer_size * config.seeds
+    available = machine_memory()
+    if total > MEMORY_SHARE * available:
+        fits = int(MEMORY_SHARE * available // (per_transition * config.seeds))
+        raise ValueError(
+            f"the replay needs {total / 2**30:.1f} GiB ({per_transition} bytes per transition x buffer_size "
+            f"{config.buffer_size} x {config.seeds} seed(s)), more than {MEMORY_SHARE:.0%} of this machine's "
+            f"{available / 2**30:.1f} GiB: lower config.buffer_size (at most about {fits}) or the seeds"
+        )
 
 
 def make_replay(config: Config, example) -> ReplayBuffer:
@@ -111,7 +151,7 @@ class ReplayDriver:
         stop_message: Callable[[str, int], str],
     ):
         self.config, self.rngs, self.stop_message = config, rngs, stop_message
-        self.obs_dim, self.action_dim = probe.observation_space.shape[0], probe.action_space.shape[0]
+        self.obs, self.action_dim = obs_spec(probe.observation_space), probe.action_space.shape[0]
         self.horizon = probe.spec.max_episode_steps if probe.spec is not None else None
         self.support_log: dict[str, float] = {}
         reward_range = declared_reward_range(probe)
@@ -125,20 +165,22 @@ class ReplayDriver:
                     "config.v_min and config.v_max are needed: the env declares no finite reward_range and "
                     "learning_starts 0 leaves no warm-up to derive the categorical support from"
                 )
-        self.spec = learner_spec(self.config, self.action_dim)
-        obs_example = jnp.zeros((1, self.obs_dim), jnp.float32)
-        self.state = stack_trees(
-            [init_learner(self.spec, jax.random.PRNGKey(s), obs_example) for s in agent_seeds]
-        )
-        self.compile_learner()
-        self.act_fn = jax.jit(jax.vmap(self.spec.actor.apply))
+        self.spec = learner_spec(self.config, self.action_dim, self.obs)
         example = Batch(
-            obs=np.zeros(self.obs_dim, np.float32),
+            obs=zeros_like_spec(self.obs),
             action=np.zeros(self.action_dim, np.float32),
             reward=np.float32(0),
             discount=np.float32(0),
-            next_obs=np.zeros(self.obs_dim, np.float32),
+            next_obs=zeros_like_spec(self.obs),
         )
+        check_replay_fits(config, example)
+        obs_example = jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], example.obs)
+        pretrained = frozen_params(self.spec.inputs)
+        self.state = stack_trees(
+            [init_learner(self.spec, jax.random.PRNGKey(s), obs_example, pretrained) for s in agent_seeds]
+        )
+        self.compile_learner()
+        self.act_fn = jax.jit(jax.vmap(self.spec.actor.apply))
         self.replay = make_replay(config, example)
         self.pending_priorities: tuple | None = None
         self.pending: list = []
@@ -172,7 +214,7 @@ class ReplayDriver:
             )
         v_min, v_max = warmup_support(rewards, self.config.gamma, self.config.n_step, self.horizon)
         self.config = self.config.replace(v_min=v_min, v_max=v_max)
-        self.spec = learner_spec(self.config, self.action_dim)
+        self.spec = learner_spec(self.config, self.action_dim, self.obs)
         self.compile_learner()
         self.note_support(
             f"from the rewards of {rewards.size} warm-up transitions (widened by half its width)"
@@ -190,9 +232,7 @@ class ReplayDriver:
     def explorer(self) -> Explorer:
         """The configured behaviour policy around this driver's actor."""
         config = self.config
-        return make_explorer(
-            config, self.spec.actor, self.act_fn, config.seeds, self.action_dim, self.obs_dim
-        )
+        return make_explorer(config, self.spec.actor, self.act_fn, config.seeds, self.action_dim)
 
     @property
     def actor_params(self):
@@ -205,8 +245,8 @@ class ReplayDriver:
         return self.behaviour if self.config.overlap else (self.acting_actor, self.updates)
 
     def policy(self, obs: np.ndarray) -> np.ndarray:
-        """Deterministic actions in actor units for obs shaped (seeds, copies, obs_dim)."""
-        return np.asarray(self.act_fn(self.acting_actor, np.asarray(obs, np.float32)))
+        """Deterministic actions in actor units for obs (a pytree) shaped (seeds, copies, ...)."""
+        return np.asarray(self.act_fn(self.acting_actor, as_network_dtypes(obs)))
 
     def learning(self, steps: int) -> bool:
         """Whether the random warm-up is over."""
@@ -284,14 +324,20 @@ class ReplayDriver:
 
     def q_estimates(self, obs: np.ndarray, action: np.ndarray) -> np.ndarray:
         """Q_1(s, a) of each seed's critic 1 (a categorical critic's mean) for obs, action shaped (seeds, N, ...)."""
-        count = obs.shape[1]
-        padded = [
-            np.pad(np.asarray(x, np.float32), [(0, 0), (0, -count % VALUE_CHUNK)] + [(0, 0)] * (x.ndim - 2))
-            for x in (obs, action)
-        ]
+        count = np.shape(action)[1]
+
+        def pad(x):
+            return np.pad(x, [(0, 0), (0, -count % VALUE_CHUNK)] + [(0, 0)] * (x.ndim - 2))
+
+        obs = jax.tree_util.tree_map(pad, as_network_dtypes(obs))
+        action = pad(np.asarray(action, np.float32))
+
+        def chunk(x, i):
+            return jax.tree_util.tree_map(lambda leaf: leaf[:, i : i + VALUE_CHUNK], x)
+
         chunks = [
-            np.asarray(self.q_fn(self.state.critic, *(x[:, i : i + VALUE_CHUNK] for x in padded)))
-            for i in range(0, padded[0].shape[1], VALUE_CHUNK)
+            np.asarray(self.q_fn(self.state.critic, chunk(obs, i), chunk(action, i)))
+            for i in range(0, action.shape[1], VALUE_CHUNK)
         ]
         return np.concatenate(chunks, axis=1)[:, :count]
 

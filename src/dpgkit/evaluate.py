@@ -6,9 +6,11 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import gymnasium as gym
+import jax
 import numpy as np
 
-from dpgkit.envs import ActionScaler
+from dpgkit.envs import ActionScaler, as_network_dtypes
+from dpgkit.trees import stack_leaves, write_entry
 
 EVAL_SEED = 1_000_003
 """Episode e of every evaluation starts from reset(seed=EVAL_SEED + e), whatever the training seed."""
@@ -79,29 +81,41 @@ class Evaluator:
         self.scaler = ActionScaler(self.envs[0].action_space)
         self.recorded: Episodes | None = None
 
-    def run(self, policy: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        """Returns of shape (agents, episodes); policy maps obs (agents, episodes, ...) to actor-unit actions."""
-        obs = np.stack([env.reset(seed=EVAL_SEED + i % self.episodes)[0] for i, env in enumerate(self.envs)])
+    def run(self, policy: Callable) -> np.ndarray:
+        """Returns of shape (agents, episodes); policy maps obs (a pytree, (agents, episodes, ...)) to actor-unit
+        actions."""
+        first = [as_network_dtypes(env.reset(seed=EVAL_SEED + i % self.episodes)[0]) for i, env in enumerate(self.envs)]
+        obs = stack_leaves(first)
         count = len(self.envs)
         active = np.ones(count, bool)
         returns, length, ended = np.zeros(count), np.zeros(count, np.int64), np.zeros(count, bool)
-        steps: dict[str, list[np.ndarray]] = {"obs": [], "action": [], "reward": []}
+        steps: dict[str, list] = {"obs": [], "action": [], "reward": []}
         while active.any():
-            actions = np.asarray(policy(obs.reshape((self.agents, self.episodes) + obs.shape[1:])))
+            grouped = jax.tree_util.tree_map(lambda x: x.reshape((self.agents, self.episodes) + x.shape[1:]), obs)
+            actions = np.asarray(policy(grouped))
             actions = actions.reshape((count,) + actions.shape[2:])
             env_actions = self.scaler.to_env(actions)
             rewards = np.zeros(count)
-            steps["obs"].append(np.where(active.reshape((-1,) + (1,) * (obs.ndim - 1)), obs, 0))
+            steps["obs"].append(
+                jax.tree_util.tree_map(
+                    lambda x: np.where(active.reshape((-1,) + (1,) * (x.ndim - 1)), x, 0), obs
+                )
+            )
             steps["action"].append(np.where(active[:, None], actions, 0.0))
             for i in np.flatnonzero(active):
-                obs[i], rewards[i], terminated, truncated, _ = self.envs[i].step(env_actions[i])
+                next_obs, rewards[i], terminated, truncated, _ = self.envs[i].step(env_actions[i])
+                write_entry(obs, i, as_network_dtypes(next_obs))
                 returns[i] += rewards[i]
                 length[i] += 1
                 ended[i] = terminated
                 active[i] = not (terminated or truncated)
             steps["reward"].append(rewards)
         self.recorded = Episodes(
-            **{k: np.stack(v) for k, v in steps.items()}, length=length, terminated=ended
+            obs=stack_leaves(steps["obs"]),
+            action=np.stack(steps["action"]),
+            reward=np.stack(steps["reward"]),
+            length=length,
+            terminated=ended,
         )
         return returns.reshape(self.agents, self.episodes)
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Self
 
 import gymnasium as gym
+import jax
 import numpy as np
 
 from dpgkit import __version__
@@ -21,6 +22,7 @@ from dpgkit.collect import Collected, Collector, EnvActor, LocalCollector
 from dpgkit.config import Config
 from dpgkit.driver import NonFiniteError, ReplayDriver, crossed
 from dpgkit.envs import check_action_space, check_observation_space
+from dpgkit.envs.wrappers import observation_wrappers
 from dpgkit.evaluate import Evaluator, discounted_returns_to_go, fully_observed, value_error
 from dpgkit.logger import RunLogger
 from dpgkit.progress import TrainingProgress
@@ -129,6 +131,7 @@ class Trainer:
 
     def __init__(self, algo: str, config: Config, make_env: Callable[[], gym.Env], driver_class=ReplayDriver):
         driver_class.check(config)
+        make_env = observation_wrappers(make_env, config.network == "parkour", config.frame_stack)
         self.algo, self.make_env = algo, make_env
         self.agent_seeds = [config.seed + i for i in range(config.seeds)]
         probe = make_env()
@@ -234,8 +237,10 @@ class Trainer:
             return {}
         episodes = self.evaluator.recorded
 
-        def per_seed(x):
-            return np.swapaxes(x, 0, 1).reshape((self.config.seeds, -1) + x.shape[2:])
+        def per_seed(tree):
+            return jax.tree_util.tree_map(
+                lambda x: np.swapaxes(x, 0, 1).reshape((self.config.seeds, -1) + x.shape[2:]), tree
+            )
 
         steps = episodes.reward.shape[0]
         mask = per_seed(fully_observed(episodes.length, episodes.terminated, steps, self.config.gamma))
@@ -415,6 +420,13 @@ def meta_entry(meta: dict, name: str, where: str):
 
 
 FIELDS_ADDED_LATER = (
+    "network",
+    "torsos",
+    "cnn",
+    "shared_encoder",
+    "encoder_actor_gradient",
+    "frame_stack",
+    "augment_shift",
     "checkpoint_seconds",
     "keep_checkpoints",
     "target_update_every",
@@ -443,7 +455,7 @@ def config_from_meta(config_class: type[Config], meta: dict, where: str = "check
         )
     if missing:
         raise ValueError(f"{where}: the config in meta.json has no field(s) {', '.join(missing)}")
-    for name in ("hidden", "actor_hidden", "critic_hidden"):
+    for name in ("hidden", "actor_hidden", "critic_hidden", "torsos"):
         if values.get(name) is not None:
             values[name] = tuple(values[name])
     return config_class(**values)

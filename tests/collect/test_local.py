@@ -9,7 +9,7 @@ import pytest
 
 from dpgkit.collect import LocalCollector
 from dpgkit.collect.local import copy_seed
-from dpgkit.envs import ActionScaler, check_action_space, check_observation_space, env_factory
+from dpgkit.envs import ActionScaler, check_action_space, check_observation_space, env_factory, obs_spec
 
 
 class UnitCounterEnv(gym.Env):
@@ -258,12 +258,35 @@ def test_check_action_space_accepts_bounded_box():
     assert check_action_space(gym.spaces.Box(-2.0, 2.0, (1,), np.float32)) is None
 
 
-def test_check_observation_space_rejects_images_and_dicts():
-    with pytest.raises(TypeError):
-        check_observation_space(gym.spaces.Box(0, 255, (84, 84, 3), np.uint8))
-    with pytest.raises(TypeError):
-        check_observation_space(gym.spaces.Dict({"a": gym.spaces.Box(-1.0, 1.0, (2,), np.float32)}))
-    assert check_observation_space(gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)) is None
+UNSUPPORTED_SPACES = {
+    "Discrete": (gym.spaces.Discrete(3), "Discrete"),
+    "Text": (gym.spaces.Text(5), "Text"),
+    "Tuple": (gym.spaces.Tuple([gym.spaces.Box(-1.0, 1.0, (2,))]), "Tuple"),
+    "Dict holding a Discrete": (gym.spaces.Dict({"a": gym.spaces.Discrete(2)}), "entry 'a'"),
+    "empty Dict": (gym.spaces.Dict({}), "empty Dict"),
+    "bool Box": (gym.spaces.Box(0, 1, (3,), np.bool_), "not numeric"),
+}
+
+
+@pytest.mark.parametrize("name", list(UNSUPPORTED_SPACES))
+def test_unsupported_observation_spaces_are_named(name):
+    space, fragment = UNSUPPORTED_SPACES[name]
+    with pytest.raises(TypeError, match=fragment) as error:
+        check_observation_space(space)
+    assert "Box" in str(error.value)
+
+
+def test_boxes_of_any_shape_and_nested_dicts_are_taken():
+    image = gym.spaces.Box(0, 255, (84, 84, 3), np.uint8)
+    nested = gym.spaces.Dict(
+        {"pixels": image, "state": gym.spaces.Dict({"joints": gym.spaces.Box(-1.0, 1.0, (2,), np.float64)})}
+    )
+    for space in (image, gym.spaces.Box(-np.inf, np.inf, (4,), np.float32), nested):
+        assert check_observation_space(space) is None
+    spec = obs_spec(nested)
+    assert sorted(spec) == ["pixels", "state/joints"]
+    assert spec["pixels"].dtype == np.uint8 and spec["pixels"].shape == (84, 84, 3)
+    assert spec["state/joints"].dtype == np.float32
 
 
 def test_env_factory_unknown_id_suggests_close_match():

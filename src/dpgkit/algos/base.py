@@ -9,12 +9,13 @@ import warnings
 from collections.abc import Callable
 
 import gymnasium as gym
+import jax
 import numpy as np
 
 from dpgkit.checkpoint import CHECKPOINTS_DIR, latest_checkpoint, load_checkpoint, resolve_step_dir
 from dpgkit.config import Config, steps_left, warmup_only
 from dpgkit.driver import ReplayDriver
-from dpgkit.envs import check_observation, env_factory
+from dpgkit.envs import as_network_dtypes, check_observation, env_factory, obs_spec
 from dpgkit.presets import load_preset
 from dpgkit.train import Trainer, config_from_meta, meta_entry
 
@@ -93,18 +94,21 @@ class Agent:
         return self
 
     @property
-    def observation_shape(self) -> tuple[int, ...]:
-        """Shape of one observation of the env."""
-        return self.trainer.env_actor.collector.envs.single_observation_space.shape
+    def observation_spec(self):
+        """Shape and dtype of one observation: a jax.ShapeDtypeStruct, or a dict of them for a Dict space."""
+        return obs_spec(self.trainer.env_actor.collector.envs.single_observation_space)
 
-    def act(self, obs: np.ndarray, agent: int = 0) -> np.ndarray:
-        """Deterministic action in the env's units for one observation or a batch (agent: which seed)."""
-        obs = np.asarray(obs, np.float32)
-        check_observation(obs, self.observation_shape)
-        batch = obs.reshape((1, -1, obs.shape[-1]))
-        stacked = np.repeat(batch, self.config.seeds, axis=0)
+    def act(self, obs, agent: int = 0) -> np.ndarray:
+        """Deterministic action in the env's units for one observation or a batch, in the env's structure (an
+        array, or a dict for a Dict space; agent: which seed)."""
+        spec = self.observation_spec
+        obs = as_network_dtypes(obs)
+        batch = check_observation(obs, spec)
+        stacked = jax.tree_util.tree_map(
+            lambda x, leaf: np.repeat(x.reshape((1, -1) + leaf.shape), self.config.seeds, axis=0), obs, spec
+        )
         action = self.trainer.env_actor.scaler.to_env(self.trainer.policy(stacked)[agent])
-        return action.reshape(obs.shape[:-1] + action.shape[-1:])
+        return action.reshape(batch + action.shape[-1:])
 
     def evaluate(self, episodes: int = 10) -> np.ndarray:
         """Returns of deterministic episodes on the fixed evaluation seeds: (episodes,), or (seeds, episodes)."""

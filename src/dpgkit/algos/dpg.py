@@ -16,6 +16,7 @@ import dataclasses
 import functools
 from collections.abc import Callable
 
+import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -113,6 +114,13 @@ class OnlineDriver:
     def __init__(self, config: DPGConfig, probe, agent_seeds, rngs, stop_message):
         self.config, self.stop_message = config, stop_message
         self.support_log: dict = {}
+        space = probe.observation_space
+        if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+            raise TypeError(
+                f"the observation space is {space}: DPG's COPDAC-Q features take a flat 1-D Box observation; "
+                "flatten it (gymnasium.wrappers.FlattenObservation), or use DDPG, TD3 or D4PG, which take images "
+                "and Dict observations"
+            )
         self.spec = online_spec(config, probe.action_space.shape[0])
         seed_keys = [jax.random.PRNGKey(s) for s in agent_seeds]
         low, high = probe.observation_space.low, probe.observation_space.high

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import NamedTuple, Protocol
 
+import jax
 import numpy as np
 
 from dpgkit.collect.local import LocalCollector
 from dpgkit.explore import Explorer
 from dpgkit.replay.nstep import NStepWriter
+from dpgkit.trees import entry, stack_leaves
 
 
 class Transitions(NamedTuple):
@@ -39,23 +41,33 @@ class Collected(NamedTuple):
 
 
 def stack_transitions(transitions: list[dict]) -> Transitions:
-    """An n-step writer's transitions stacked on a leading axis: observations in their own dtype (float32, or
-    uint8 pixels), actions, rewards and discounts as float32."""
+    """An n-step writer's transitions stacked on a leading axis: observations (pytrees) in their own dtype
+    (float32, or uint8 pixels), actions, rewards and discounts as float32."""
     return Transitions(
         *(
-            np.asarray([t[name] for t in transitions], None if name.endswith("obs") else np.float32)
+            stack_leaves([t[name] for t in transitions])
+            if name.endswith("obs")
+            else np.asarray([t[name] for t in transitions], np.float32)
             for name in Transitions._fields
         )
     )
+
+
+def first_non_finite(named: tuple) -> str | None:
+    """The name of the first (name, pytree) pair holding a NaN or inf, or None."""
+    for name, tree in named:
+        if not all(np.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(tree)):
+            return name
+    return None
 
 
 def concat_transitions(parts: list[Transitions]) -> Transitions | None:
     """Transitions of several steps of one seed, in order, as one stack; None if there are none."""
     if not parts:
         return None
-    return (
-        parts[0] if len(parts) == 1 else Transitions(*(np.concatenate(x) for x in zip(*parts, strict=True)))
-    )
+    if len(parts) == 1:
+        return parts[0]
+    return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *parts)
 
 
 class Collector(Protocol):
@@ -130,7 +142,7 @@ class EnvActor:
             return np.stack([rng.uniform(-1.0, 1.0, self.action_shape) for rng in self.rngs]).astype(
                 np.float32
             )
-        return self.explorer.actions(self.params, np.asarray(obs, np.float32), self.rngs).astype(np.float32)
+        return self.explorer.actions(self.params, obs, self.rngs).astype(np.float32)
 
     def collect(self, vector_steps: int) -> Collected:
         """Step every copy vector_steps times; the n-step writers turn the steps into transitions."""
@@ -144,24 +156,17 @@ class EnvActor:
             self.explorer.begin_episodes(reset)
             actions = self.behaviour_actions(obs)
             result = self.collector.step(actions)
-            non_finite = next(
-                (
-                    name
-                    for name, v in (("observation", result.next_obs), ("reward", result.reward))
-                    if not np.isfinite(v).all()
-                ),
-                None,
-            )
+            non_finite = first_non_finite((("observation", result.next_obs), ("reward", result.reward)))
             if non_finite:
                 break
             for seed, writer in enumerate(self.writers):
                 finished = writer.push(
-                    obs[seed],
+                    entry(obs, seed),
                     actions[seed],
                     result.reward[seed],
                     result.terminated[seed],
                     result.truncated[seed],
-                    result.next_obs[seed],
+                    entry(result.next_obs, seed),
                 )
                 if finished:
                     parts[seed].append(stack_transitions(finished))

@@ -6,10 +6,11 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import gymnasium as gym
+import jax
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
-from dpgkit.envs import ActionScaler
+from dpgkit.envs import ActionScaler, as_network_dtypes
 
 
 class StepResult(NamedTuple):
@@ -23,9 +24,6 @@ class StepResult(NamedTuple):
     episode_lengths: list[list[int]]
 
 
-def as_float32(obs: np.ndarray) -> np.ndarray:
-    """Floating-point observations as float32 (what the networks take); other dtypes (uint8 pixels) as they are."""
-    return obs.astype(np.float32, copy=False) if np.issubdtype(obs.dtype, np.floating) else obs
 
 
 def copy_seed(agent_seed: int, actor: int) -> int:
@@ -50,7 +48,7 @@ class LocalCollector:
         self.shape = (len(agent_seeds), actors)
         seeds = [copy_seed(s, a) for s in agent_seeds for a in range(actors)]
         obs, _ = self.envs.reset(seed=seeds)
-        self.obs = as_float32(obs)
+        self.obs = as_network_dtypes(obs)
         self.needs_reset = np.zeros(copies, bool)
         self.running_return = np.zeros(copies)
         self.running_length = np.zeros(copies, np.int64)
@@ -60,7 +58,11 @@ class LocalCollector:
         reset = self.needs_reset.copy()
         if reset.any():
             obs, _ = self.envs.reset(options={"reset_mask": reset})
-            self.obs = np.where(reset.reshape((-1,) + (1,) * (obs.ndim - 1)), as_float32(obs), self.obs)
+            self.obs = jax.tree_util.tree_map(
+                lambda new, old: np.where(reset.reshape((-1,) + (1,) * (new.ndim - 1)), new, old),
+                as_network_dtypes(obs),
+                self.obs,
+            )
             self.needs_reset[:] = False
         return self.reshape(self.obs), self.reshape(reset)
 
@@ -68,7 +70,7 @@ class LocalCollector:
         """Step every copy with actions in actor units [-1, 1], shaped (seeds, actors, action_dim)."""
         flat = actions.reshape((-1,) + actions.shape[2:])
         obs, reward, terminated, truncated, _ = self.envs.step(self.scaler.to_env(flat))
-        self.obs = obs = as_float32(obs)
+        self.obs = obs = as_network_dtypes(obs)
         done = terminated | truncated
         self.running_return += reward
         self.running_length += 1
@@ -89,9 +91,9 @@ class LocalCollector:
             lengths,
         )
 
-    def reshape(self, x: np.ndarray) -> np.ndarray:
-        """(copies, ...) -> (seeds, actors, ...)."""
-        return x.reshape(self.shape + x.shape[1:])
+    def reshape(self, x):
+        """(copies, ...) -> (seeds, actors, ...), for every leaf of a pytree."""
+        return jax.tree_util.tree_map(lambda leaf: leaf.reshape(self.shape + leaf.shape[1:]), x)
 
     def state(self) -> dict:
         """Each copy's RNG state (JSON-serializable), to checkpoint."""

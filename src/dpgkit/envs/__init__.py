@@ -5,10 +5,13 @@ from dpgkit.envs.lqr import LQR, LQREnv, register_envs
 from dpgkit.envs.probes import DictProbeEnv, MatrixProbeEnv, PixelDotEnv, register_probes
 from dpgkit.envs.spaces import (
     ActionScaler,
+    as_network_dtypes,
     check_action_space,
     check_observation,
     check_observation_space,
     env_factory,
+    flat_obs,
+    obs_spec,
 )
 from dpgkit.envs.wrappers import (
     BIPEDAL_PARTS,
@@ -29,12 +32,15 @@ __all__ = [
     "PixelDotEnv",
     "PixelObservation",
     "SplitObservation",
+    "as_network_dtypes",
     "check_action_space",
     "check_observation",
     "check_observation_space",
     "ensure_headless_rendering",
     "env_factory",
+    "flat_obs",
     "make_pixel_env",
+    "obs_spec",
     "split_env",
 ]
 

@@ -8,6 +8,7 @@ import importlib
 from collections.abc import Callable
 
 import gymnasium as gym
+import jax
 import numpy as np
 
 CONTINUOUS_ALGOS = "DDPG, TD3, D4PG and DPG"
@@ -82,19 +83,94 @@ def check_action_space(space: gym.Space) -> None:
         raise ValueError(f"the action space {space} has an empty range (high <= low)")
 
 
+def leaf_spaces(space: gym.Space, prefix: str = "") -> dict[str, gym.spaces.Box]:
+    """The Box leaves of a Dict space (nested Dicts flattened to "outer/inner" names); a Box alone is {"": box}."""
+    if isinstance(space, gym.spaces.Box):
+        if not np.issubdtype(space.dtype, np.number) or np.issubdtype(space.dtype, np.bool_):
+            raise TypeError(
+                f"the observation space{f' entry {prefix!r}' if prefix else ''} is {space}, not numeric: dpgkit "
+                "takes Boxes of numbers (float, or uint8 images)"
+            )
+        return {prefix: space}
+    if isinstance(space, gym.spaces.Dict):
+        if not space.spaces:
+            raise TypeError("the observation space is an empty Dict: there is nothing to observe; give it Box entries")
+        leaves: dict[str, gym.spaces.Box] = {}
+        for name, sub in space.spaces.items():
+            leaves.update(leaf_spaces(sub, f"{prefix}/{name}" if prefix else str(name)))
+        return leaves
+    where = f" entry {prefix!r}" if prefix else ""
+    raise TypeError(
+        f"the observation space{where} is {space}: dpgkit takes a Box of any shape (a vector, an image (H, W, C) "
+        "of uint8, ...) or a gymnasium.spaces.Dict of Boxes (nested Dicts too); encode discrete, text or tuple "
+        "observations as Boxes (e.g. gymnasium.wrappers.FlattenObservation, or a one-hot Box), or put a "
+        "Tuple's parts in a Dict"
+    )
+
+
+def is_image(shape: tuple[int, ...], dtype) -> bool:
+    """An observation leaf the CNN torso takes by default: uint8 of shape (..., H, W, C), C in 1..4 (a frame stack
+    adds a leading axis)."""
+    return np.dtype(dtype) == np.uint8 and len(shape) >= 3 and shape[-1] <= 4
+
+
+def obs_spec(space: gym.Space):
+    """The observation's structure: one jax.ShapeDtypeStruct for a Box, a dict of them (by leaf name) for a Dict.
+
+    Floating-point leaves are float32 (what the networks take); integer ones (uint8 pixels) keep their dtype.
+    """
+    leaves = leaf_spaces(space)
+
+    def leaf(box: gym.spaces.Box):
+        dtype = np.float32 if np.issubdtype(box.dtype, np.floating) else box.dtype
+        return jax.ShapeDtypeStruct(tuple(box.shape), np.dtype(dtype))
+
+    if isinstance(space, gym.spaces.Box):
+        return leaf(space)
+    return {name: leaf(box) for name, box in leaves.items()}
+
+
 def check_observation_space(space: gym.Space) -> None:
-    """Require what the MLP networks take: a flat (1-D) numeric Box."""
-    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
-        raise TypeError(
-            f"the observation space is {space}: the MLP networks take a flat 1-D Box observation; flatten it "
-            "(gymnasium.wrappers.FlattenObservation) or use a network for images or dict observations"
-        )
-    if not np.issubdtype(space.dtype, np.number):
-        raise TypeError(f"the observation space {space} is not numeric")
+    """Require an observation space dpgkit takes: Boxes of numbers, alone or in (nested) Dicts."""
+    leaf_spaces(space)
 
 
-def check_observation(obs: np.ndarray, shape: tuple[int, ...]) -> None:
-    """Require one observation of the env's shape, or a batch of them, with finite values only."""
+def flat_obs(obs):
+    """A (nested) dict observation as a flat dict of "outer/inner" names, as obs_spec names them; arrays as they are."""
+    if not isinstance(obs, dict):
+        return obs
+    flat = {}
+    for name, value in obs.items():
+        if isinstance(value, dict):
+            flat.update({f"{name}/{k}": v for k, v in flat_obs(value).items()})
+        else:
+            flat[str(name)] = value
+    return flat
+
+
+def as_network_dtypes(obs):
+    """Floating-point leaves as float32 (what the networks take); other dtypes (uint8 pixels) as they are."""
+    return jax.tree_util.tree_map(
+        lambda x: (
+            np.asarray(x, np.float32) if np.issubdtype(np.asarray(x).dtype, np.floating) else np.asarray(x)
+        ),
+        flat_obs(obs),
+    )
+
+
+def check_observation(obs, spec) -> tuple[int, ...]:
+    """Require one observation of the env's structure, or a batch of them (the same leading shape in every leaf),
+    with finite values only; returns the batch shape (() for one observation)."""
+    if isinstance(spec, dict):
+        if not isinstance(obs, dict) or set(obs) != set(spec):
+            names = sorted(obs) if isinstance(obs, dict) else type(obs).__name__
+            raise ValueError(f"the observation must be a dict with the entries {sorted(spec)}, got {names}")
+        batches = {check_observation(obs[name], leaf) for name, leaf in spec.items()}
+        if len(batches) > 1:
+            raise ValueError(f"the observation's entries have different batch shapes {sorted(batches)}")
+        return batches.pop()
+    obs = np.asarray(obs)
+    shape = spec.shape
     if obs.ndim < len(shape) or obs.shape[obs.ndim - len(shape) :] != shape:
         raise ValueError(
             f"the observation has shape {obs.shape}; the env's observations have shape {shape} "
@@ -103,6 +179,7 @@ def check_observation(obs: np.ndarray, shape: tuple[int, ...]) -> None:
     if not np.isfinite(obs).all():
         where = np.argwhere(~np.isfinite(obs))[0]
         raise ValueError(f"the observation holds a NaN or inf (at index {tuple(where.tolist())})")
+    return obs.shape[: obs.ndim - len(shape)]
 
 
 class ActionScaler:

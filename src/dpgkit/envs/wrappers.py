@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes.util
 import itertools
 import os
+from collections.abc import MutableMapping
 
 import gymnasium as gym
 import numpy as np
@@ -76,10 +77,15 @@ def split_env(env_id: str, **kwargs) -> gym.Env:
     return SplitObservation(gym.make(env_id, **kwargs), SPLITS[env_id])
 
 
+def headless_rendering(environ: MutableMapping[str, str], has_egl: bool) -> None:
+    """Choose MuJoCo's EGL backend when there is no display, MUJOCO_GL is not set and libEGL is installed."""
+    no_display = not environ.get("DISPLAY") and not environ.get("WAYLAND_DISPLAY")
+    if no_display and "MUJOCO_GL" not in environ and has_egl:
+        environ["MUJOCO_GL"] = "egl"
+
+
 def ensure_headless_rendering() -> None:
     """Set MUJOCO_GL=egl when there is no display, MUJOCO_GL is unset and libEGL is installed; call it first."""
-    from dpgkit.cli import headless_rendering
-
     headless_rendering(os.environ, ctypes.util.find_library("EGL") is not None)
 
 
@@ -186,3 +192,28 @@ def make_pixel_env(
         kwargs = {"height": size[0], "width": size[1], **kwargs}
     env = PixelObservation(gym.make(env_id, render_mode="rgb_array", **kwargs), size, keep_state)
     return env if stack == 1 else FrameStackObservation(env, stack, padding_type="reset")
+
+
+def ready_split(env: gym.Env) -> gym.Env:
+    """The env with its ready split from SPLITS when it has one and a flat Box observation; else as it is."""
+    env_id = env.spec.id if env.spec is not None else None
+    if env_id in SPLITS and isinstance(env.observation_space, gym.spaces.Box):
+        return SplitObservation(env, SPLITS[env_id])
+    return env
+
+
+def observation_wrappers(make_env, split: bool, frame_stack: int):
+    """make_env with the observation wrappers of a config: the ready split (for split networks such as parkour),
+    then a stack of the last frame_stack observations; make_env itself when neither applies."""
+    if not split and frame_stack == 1:
+        return make_env
+
+    def make():
+        env = make_env()
+        if split:
+            env = ready_split(env)
+        if frame_stack > 1:
+            env = FrameStackObservation(env, frame_stack, padding_type="reset")
+        return env
+
+    return make

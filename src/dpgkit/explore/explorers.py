@@ -17,13 +17,9 @@ import numpy as np
 from dpgkit.config import Config
 from dpgkit.explore.noise import actor_sigmas, make_noise
 from dpgkit.explore.param import action_distance, adapted_sigma, perturb
-from dpgkit.nets import Actor
-from dpgkit.nets.layers import scaled_noise
-
-
-def write_copy(stacked, index: tuple, values) -> None:
-    """Write one copy's parameters into parameters stacked over (seeds, copies), in place."""
-    jax.tree_util.tree_map(lambda store, x: store.__setitem__(index, x), stacked, values)
+from dpgkit.nets import ActorNet
+from dpgkit.nets.layers import noisy_layer_sizes, scaled_noise
+from dpgkit.trees import write_entry
 
 
 def seed_params(params, seed: int):
@@ -93,7 +89,7 @@ class ParamNoiseExplorer(Explorer):
     """Each copy acts with its own perturbed actor mu~ = mu_{theta + sigma eps}, redrawn when its episode starts
     (or every resample_every steps); each seed's sigma adapts so that the action distance stays near delta."""
 
-    def __init__(self, config: Config, actor: Actor, policy, seeds: int, action_dim: int):
+    def __init__(self, config: Config, actor: ActorNet, policy, seeds: int, action_dim: int):
         self.sigma = np.full(seeds, config.param_noise_sigma)
         self.distance = np.full(seeds, np.nan)
         self.delta, self.alpha = config.param_noise_delta, config.param_noise_alpha
@@ -119,7 +115,7 @@ class ParamNoiseExplorer(Explorer):
             )
         for seed, copy in zip(*np.nonzero(self.stale), strict=True):
             fresh = perturb(seed_params(actor_params, seed), self.sigma[seed], rngs[seed])
-            write_copy(self.perturbed, (seed, copy), fresh)
+            write_entry(self.perturbed, (seed, copy), fresh)
         self.stale[:] = False
         return np.asarray(self.apply_copies(self.perturbed, obs))
 
@@ -152,18 +148,20 @@ class NoisyNetExplorer(Explorer):
     """Each copy acts with the NoisyNet actor under its own factorised noise, drawn at the start of its episodes
     (or at every step); the actor's mean and sigma are the learner's current ones."""
 
-    def __init__(self, config: Config, actor: Actor, seeds: int, action_dim: int, obs_dim: int):
-        self.sizes = (obs_dim, *actor.hidden, action_dim)
+    def __init__(self, config: Config, actor: ActorNet, seeds: int, action_dim: int):
+        self.actor = actor
         self.every_step = config.noisy_resample == "step"
         self.stale = np.ones((seeds, config.actors), bool)
-        self.noise = tuple(
-            (
-                np.zeros((seeds, config.actors, fan_in), np.float32),
-                np.zeros((seeds, config.actors, fan_out), np.float32),
-            )
-            for fan_in, fan_out in itertools.pairwise(self.sizes)
-        )
+        self.noise = None
         self.apply = jax.jit(jax.vmap(jax.vmap(actor.apply, in_axes=(None, 0, 0))))
+
+    def fresh_noise(self, actor_params) -> tuple:
+        """Zeroed noise factors (seeds, actors, fan) of every noisy layer, sized from the actor's params."""
+        sizes = noisy_layer_sizes(self.actor.head_params(seed_params(actor_params, 0)))
+        return tuple(
+            (np.zeros(self.stale.shape + (fan_in,), np.float32), np.zeros(self.stale.shape + (fan_out,), np.float32))
+            for fan_in, fan_out in itertools.pairwise(sizes)
+        )
 
     def begin_episodes(self, reset):
         """Mark the restarted copies for new noise."""
@@ -173,6 +171,8 @@ class NoisyNetExplorer(Explorer):
         """The noisy actor's action of every copy, after redrawing the stale copies' noise."""
         if self.every_step:
             self.stale[:] = True
+        if self.noise is None:
+            self.noise = self.fresh_noise(actor_params)
         for seed, rng in enumerate(rngs):
             copies = np.nonzero(self.stale[seed])[0]
             for layer in self.noise:
@@ -184,12 +184,10 @@ class NoisyNetExplorer(Explorer):
 
     def log_values(self, actor_params):
         """Mean sigma of each layer's weights, per seed."""
-        layers = actor_params["params"]
+        layers = self.actor.head_params(actor_params)["params"]
         return {
-            f"explore/noisy_sigma_{i}": np.asarray(layers[f"NoisyDense_{i}"]["sigma_kernel"]).mean(
-                axis=(1, 2)
-            )
-            for i in range(len(self.sizes) - 1)
+            f"explore/noisy_sigma_{i}": np.asarray(layers[name]["sigma_kernel"]).mean(axis=(1, 2))
+            for i, name in enumerate(n for n in layers if n.startswith("NoisyDense_"))
         }
 
     def load_state(self, state):
@@ -197,12 +195,10 @@ class NoisyNetExplorer(Explorer):
         self.stale[:] = True
 
 
-def make_explorer(
-    config: Config, actor: Actor, policy, seeds: int, action_dim: int, obs_dim: int
-) -> Explorer:
+def make_explorer(config: Config, actor: ActorNet, policy, seeds: int, action_dim: int) -> Explorer:
     """The configured behaviour policy."""
     if config.explore == "param":
         return ParamNoiseExplorer(config, actor, policy, seeds, action_dim)
     if config.explore == "noisy":
-        return NoisyNetExplorer(config, actor, seeds, action_dim, obs_dim)
+        return NoisyNetExplorer(config, actor, seeds, action_dim)
     return ActionNoiseExplorer(config, policy, seeds, action_dim)

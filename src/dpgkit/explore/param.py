@@ -7,8 +7,10 @@ import numpy as np
 
 
 def is_perturbed(path) -> bool:
-    """Whether a parameter is perturbed: every weight and bias except layer normalization's gain and bias."""
-    return not any("LayerNorm" in str(getattr(entry, "key", entry)) for entry in path)
+    """Whether a parameter is perturbed: every weight and bias of the trunk, head and MLP torsos, not layer
+    normalization's gain and bias, and not the encoders (CNN or frozen: a network's "encoder" params)."""
+    names = [str(getattr(entry, "key", entry)) for entry in path]
+    return not (names and names[0] == "encoder") and not any("LayerNorm" in name for name in names)
 
 
 def perturb(params, sigma: float, rng: np.random.Generator):

@@ -20,8 +20,9 @@ from dpgkit.learn.categorical import (
 )
 from dpgkit.learn.losses import dpg_actor_loss, weighted_mean
 from dpgkit.learn.targets import clipped_double_q, smoothed_target_action, td_target
-from dpgkit.nets import Actor, Critic
-from dpgkit.nets.layers import factorised_noise
+from dpgkit.nets import Actor, ActorNet, Critic, CriticNet, InputSpec, make_encoders
+from dpgkit.nets.layers import factorised_noise, noisy_layer_sizes
+from dpgkit.nets.torsos import ENCODER_KINDS
 
 Params = Any
 
@@ -82,6 +83,11 @@ class LearnerSpec:
     layer_norm: bool
     noisy: bool
     noisy_sigma0: float
+    inputs: tuple[InputSpec, ...]
+    ndims: tuple[int, ...]
+    shared_encoder: bool
+    encoder_actor_gradient: bool
+    augment_shift: int
 
     @property
     def support(self) -> jax.Array:
@@ -89,9 +95,10 @@ class LearnerSpec:
         return support(self.v_min, self.v_max, self.atoms)
 
     @property
-    def actor(self) -> Actor:
-        """The actor module."""
-        return Actor(
+    def actor(self) -> ActorNet:
+        """The actor network; with shared_encoder its encoders are the critic's (copied in), detached unless
+        encoder_actor_gradient."""
+        head = Actor(
             self.actor_hidden,
             self.action_dim,
             self.final_init,
@@ -99,34 +106,73 @@ class LearnerSpec:
             self.noisy,
             self.noisy_sigma0,
             self.torso,
+            self.inputs,
+            self.ndims,
         )
+        detach = self.shared_encoder and not self.encoder_actor_gradient
+        return ActorNet(head, make_encoders(self.inputs, self.ndims), detach)
 
     @property
-    def critic(self) -> Critic:
-        """The critic module (one of the ensemble)."""
-        return Critic(self.critic_hidden, self.critic_action_layer, self.final_init, self.atoms, self.torso)
+    def critic(self) -> CriticNet:
+        """The critic network (init and apply of one critic, and of the ensemble over shared encoders)."""
+        head = Critic(
+            self.critic_hidden,
+            self.critic_action_layer,
+            self.final_init,
+            self.atoms,
+            self.torso,
+            self.inputs,
+            self.ndims,
+        )
+        return CriticNet(head, make_encoders(self.inputs, self.ndims))
+
+    @property
+    def has_encoders(self) -> bool:
+        """Whether an input has an encoder torso (then networks hold {"encoder", "head(s)"} params)."""
+        return any(spec.torso.kind in ENCODER_KINDS for spec in self.inputs)
+
+    @property
+    def has_frozen(self) -> bool:
+        """Whether an input's encoder is frozen (its params get no optimizer step)."""
+        return any(spec.torso.kind == "frozen" for spec in self.inputs)
 
     @property
     def actor_optimizer(self) -> optax.GradientTransformation:
         """Adam for the actor, after clipping the gradient's global norm to max_grad_norm when > 0."""
-        return adam_optimizer(self.actor_lr, self.max_grad_norm)
+        return adam_optimizer(self.actor_lr, self.max_grad_norm, frozen=self.has_frozen)
 
     @property
     def critic_optimizer(self) -> optax.GradientTransformation:
         """Adam for the critics, after clipping the gradient's global norm to max_grad_norm when > 0 and adding
         L2 weight decay on the kernels when critic_l2 > 0."""
-        return adam_optimizer(self.critic_lr, self.max_grad_norm, self.critic_l2)
+        return adam_optimizer(self.critic_lr, self.max_grad_norm, self.critic_l2, self.has_frozen)
 
 
-def adam_optimizer(lr: float, max_grad_norm: float, l2: float = 0.0) -> optax.GradientTransformation:
-    """Adam(lr) of g' = clip_by_global_norm(g, max_grad_norm) + l2 * kernels (each part only when > 0)."""
+def adam_optimizer(
+    lr: float, max_grad_norm: float, l2: float = 0.0, frozen: bool = False
+) -> optax.GradientTransformation:
+    """Adam(lr) of g' = clip_by_global_norm(g, max_grad_norm) + l2 * kernels (each part only when > 0); with
+    frozen, no update at all for the params of frozen encoders."""
     parts = []
     if max_grad_norm > 0.0:
         parts.append(optax.clip_by_global_norm(max_grad_norm))
     if l2 > 0.0:
         parts.append(optax.add_decayed_weights(l2, mask=kernel_mask))
     parts.append(optax.adam(lr))
-    return parts[0] if len(parts) == 1 else optax.chain(*parts)
+    adam = parts[0] if len(parts) == 1 else optax.chain(*parts)
+    if not frozen:
+        return adam
+    return optax.multi_transform({"trained": adam, "frozen": optax.set_to_zero()}, frozen_labels)
+
+
+def is_frozen(path) -> bool:
+    """Whether a parameter belongs to a frozen encoder (its module is named frozen_<input>)."""
+    return any(str(getattr(entry, "key", entry)).startswith("frozen_") for entry in path)
+
+
+def frozen_labels(params):
+    """"frozen" for the params of frozen encoders, "trained" for the others."""
+    return jax.tree_util.tree_map_with_path(lambda path, _: "frozen" if is_frozen(path) else "trained", params)
 
 
 def kernel_mask(params):
@@ -136,7 +182,7 @@ def kernel_mask(params):
 
 def critic_outputs(spec: LearnerSpec, critic_params, obs, action):
     """Every critic at (s, a), one fused vmapped evaluation: Q_i (num_critics, B) or logits (num_critics, B, atoms)."""
-    return jax.vmap(spec.critic.apply, in_axes=(0, None, None))(critic_params, obs, action)
+    return spec.critic.apply_ensemble(critic_params, obs, action)
 
 
 def q_values(spec: LearnerSpec, outputs):
@@ -150,23 +196,44 @@ def lowest_distribution(spec: LearnerSpec, logits):
     return jnp.take_along_axis(logits, lowest[None, :, None], axis=0)[0]
 
 
-def first_critic(critic_params):
-    """Parameters of critic 1, through which the actor is trained."""
-    return jax.tree_util.tree_map(lambda p: p[0], critic_params)
-
-
 def first_q(spec: LearnerSpec, critic_params, obs, action):
     """Q_1(s, a) of critic 1 out of the ensemble's parameters (a categorical critic's mean)."""
-    return q_values(spec, spec.critic.apply(first_critic(critic_params), obs, action))
+    return q_values(spec, spec.critic.apply(spec.critic.member(critic_params, 0), obs, action))
 
 
-def init_learner(spec: LearnerSpec, key, obs_example) -> LearnerState:
-    """Fresh networks (targets equal to the online networks) and optimizer states."""
+def batch_shape(spec: LearnerSpec, obs) -> tuple[int, ...]:
+    """The leading (batch) axes of an observation pytree."""
+    leaf = jax.tree_util.tree_leaves(obs)[0]
+    return leaf.shape[: leaf.ndim - spec.ndims[0]]
+
+
+def with_pretrained(params, pretrained: dict):
+    """Encoder params with the given modules' params (frozen_<input>: loaded from a file) put in."""
+    if not pretrained:
+        return params
+    inner = dict(params["params"])
+    inner.update(pretrained)
+    return {**params, "params": inner}
+
+
+def share_encoder(spec: LearnerSpec, actor, critic):
+    """The actor params with the critic's encoder copied in (a shared encoder), or as they are."""
+    if not (spec.shared_encoder and spec.has_encoders):
+        return actor
+    return {**actor, "encoder": critic["encoder"]}
+
+
+def init_learner(spec: LearnerSpec, key, obs_example, pretrained: dict | None = None) -> LearnerState:
+    """Fresh networks (targets equal to the online networks) and optimizer states; pretrained holds the params
+    of frozen encoders by module name."""
     key, actor_key, critic_key = jax.random.split(key, 3)
-    action_example = jnp.zeros(obs_example.shape[:-1] + (spec.action_dim,), jnp.float32)
+    action_example = jnp.zeros(batch_shape(spec, obs_example) + (spec.action_dim,), jnp.float32)
     actor = spec.actor.init(actor_key, obs_example)
-    critic_keys = jax.random.split(critic_key, spec.num_critics)
-    critic = jax.vmap(spec.critic.init, in_axes=(0, None, None))(critic_keys, obs_example, action_example)
+    critic = spec.critic.init_ensemble(critic_key, spec.num_critics, obs_example, action_example)
+    if spec.has_encoders:
+        actor = {**actor, "encoder": with_pretrained(actor["encoder"], pretrained or {})}
+        critic = {**critic, "encoder": with_pretrained(critic["encoder"], pretrained or {})}
+        actor = share_encoder(spec, actor, critic)
     return LearnerState(
         actor=actor,
         critic=critic,
@@ -246,15 +313,16 @@ def critic_step(spec: LearnerSpec, state: LearnerState, batch: Batch, key):
     (loss, priorities), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.critic)
     updates, critic_opt = spec.critic_optimizer.update(grads, state.critic_opt, state.critic)
     critic = optax.apply_updates(state.critic, updates)
-    return state._replace(critic=critic, critic_opt=critic_opt), loss, priorities, jnp.mean(outside)
+    actor = share_encoder(spec, state.actor, critic)
+    return state._replace(actor=actor, critic=critic, critic_opt=critic_opt), loss, priorities, jnp.mean(outside)
 
 
-def actor_noise(spec: LearnerSpec, key, obs_dim: int):
+def actor_noise(spec: LearnerSpec, key, actor_params):
     """(key, noise): one fresh factorised noise sample for a NoisyNet actor's update, None (key unused) otherwise."""
     if not spec.noisy:
         return key, None
     key, noise_key = jax.random.split(key)
-    return key, factorised_noise(noise_key, (obs_dim, *spec.actor_hidden, spec.action_dim))
+    return key, factorised_noise(noise_key, noisy_layer_sizes(spec.actor.head_params(actor_params)))
 
 
 def clip_norm(x, max_norm: float):
@@ -279,7 +347,7 @@ def actor_loss(spec: LearnerSpec, critic_params, obs, action):
 def actor_step(spec: LearnerSpec, state: LearnerState, batch: Batch):
     """One DPG step of the actor through critic 1 (a NoisyNet actor under one fresh noise sample), then, unless
     targets are copied every N updates, Polyak updates of both targets."""
-    key, noise = actor_noise(spec, state.key, batch.obs.shape[-1])
+    key, noise = actor_noise(spec, state.key, state.actor)
 
     def loss_fn(actor):
         return actor_loss(spec, state.critic, batch.obs, spec.actor.apply(actor, batch.obs, noise))
@@ -288,6 +356,8 @@ def actor_step(spec: LearnerSpec, state: LearnerState, batch: Batch):
     updates, actor_opt = spec.actor_optimizer.update(grads, state.actor_opt, state.actor)
     actor = optax.apply_updates(state.actor, updates)
     state = state._replace(actor=actor, actor_opt=actor_opt, key=key)
+    if spec.shared_encoder and spec.encoder_actor_gradient and spec.has_encoders:
+        state = state._replace(critic={**state.critic, "encoder": actor["encoder"]})
     if spec.target_update_every:
         return state, loss
     state = state._replace(
@@ -345,6 +415,40 @@ def update_group(spec: LearnerSpec, state: LearnerState, batches: Batch, first_i
     )
 
 
+def random_shift(images, key, pad: int):
+    """Each image (B, ..., H, W, C) translated by its own integer (dy, dx) in [-pad, pad]^2, edges replicated
+    (DrQ-v2's augmentation; the frames of a stack move together)."""
+    height, width = images.shape[-3], images.shape[-2]
+    padding = [(0, 0)] * (images.ndim - 3) + [(pad, pad), (pad, pad), (0, 0)]
+    padded = jnp.pad(images, padding, mode="edge")
+    offsets = jax.random.randint(key, (images.shape[0], 2), 0, 2 * pad + 1)
+
+    def crop(image, offset):
+        start = (0,) * (image.ndim - 3) + (offset[0], offset[1], 0)
+        return jax.lax.dynamic_slice(image, start, image.shape[:-3] + (height, width, image.shape[-1]))
+
+    return jax.vmap(crop)(padded, offsets)
+
+
+def augmented(spec: LearnerSpec, batches: Batch, key) -> Batch:
+    """Batches (K, B, ...) whose CNN inputs in obs and next_obs are randomly shifted by up to augment_shift pixels,
+    obs and next_obs independently."""
+    images = [i for i, s in enumerate(spec.inputs) if s.torso.kind in ENCODER_KINDS]
+
+    def shift_obs(obs, key):
+        values = obs if isinstance(obs, dict) else {spec.inputs[0].name: obs}
+        keys = jax.random.split(key, len(images))
+        shifted = dict(values)
+        for i, k in zip(images, keys, strict=True):
+            x = values[spec.inputs[i].name]
+            flat = x.reshape((-1,) + x.shape[2:])
+            shifted[spec.inputs[i].name] = random_shift(flat, k, spec.augment_shift).reshape(x.shape)
+        return shifted if isinstance(obs, dict) else shifted[spec.inputs[0].name]
+
+    obs_key, next_key = jax.random.split(key)
+    return batches._replace(obs=shift_obs(batches.obs, obs_key), next_obs=shift_obs(batches.next_obs, next_key))
+
+
 def update_block(spec: LearnerSpec, state: LearnerState, batches: Batch, first_update):
     """K updates from batches stacked on axis 0, first_update the global index of the first.
 
@@ -355,6 +459,9 @@ def update_block(spec: LearnerSpec, state: LearnerState, batches: Batch, first_u
     """
     count, d = jax.tree_util.tree_leaves(batches)[0].shape[0], spec.policy_delay
     indices = first_update + jnp.arange(count)
+    if spec.augment_shift:
+        key, shift_key = jax.random.split(state.key)
+        state, batches = state._replace(key=key), augmented(spec, batches, shift_key)
     if count % d == 0:
         groups = jax.tree_util.tree_map(lambda x: x.reshape((count // d, d) + x.shape[1:]), batches)
         state, (critic, actor, steps, priorities, outside) = jax.lax.scan(

@@ -74,3 +74,10 @@ class NoisyDense(nn.Module):
             return x @ mu_w + mu_b
         eps_in, eps_out = noise
         return x @ (mu_w + sigma_w * jnp.outer(eps_in, eps_out)) + mu_b + sigma_b * eps_out
+
+
+def noisy_layer_sizes(params) -> tuple[int, ...]:
+    """The chain of sizes (fan_in, out_0, out_1, ...) of a network's NoisyDense layers, from its params."""
+    layers = params["params"]
+    kernels = [layers[f"NoisyDense_{i}"]["mu_kernel"].shape for i in range(len(layers)) if f"NoisyDense_{i}" in layers]
+    return (kernels[0][-2], *(shape[-1] for shape in kernels))

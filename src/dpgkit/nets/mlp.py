@@ -1,4 +1,8 @@
-"""MLP actor and critic with PyTorch-style fan-in uniform initialisation, as in the TD3 authors' code."""
+"""Actor and critic heads: each input through its torso, a fused trunk that each input joins at its own layer,
+and the output layer; PyTorch-style fan-in uniform initialisation, as in the TD3 authors' code.
+
+The trunk's layer i takes [h_{i-1}, features of the inputs joining at i] (a critic's action is one more input,
+joining at action_layer); a single vector observation joining at layer 0 is today's MLP."""
 
 from __future__ import annotations
 
@@ -8,13 +12,15 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from dpgkit.nets.layers import NoisyDense, dense, hidden_activation
+from dpgkit.nets.torsos import FLAT_INPUTS, InputSpec, joined, torso_features
 
 
 class Actor(nn.Module):
-    """Deterministic policy mu(s) in [-1, 1]^action_dim: an MLP torso (see hidden_activation), tanh output.
+    """Deterministic policy mu(s) in [-1, 1]^action_dim: torsos, the fused trunk (see hidden_activation), tanh.
 
     layer_norm normalizes each hidden layer before its ReLU (Plappert et al. 2018, for parameter noise; relu torso
-    only); noisy makes every layer a NoisyDense, evaluated with the given factorised noise or, when None, its mean.
+    only); noisy makes every trunk layer and the output a NoisyDense (not the torsos), evaluated with the given
+    factorised noise or, when None, its mean. `encoded` holds the features of encoder torsos, computed outside.
     """
 
     hidden: Sequence[int]
@@ -24,11 +30,16 @@ class Actor(nn.Module):
     noisy: bool = False
     noisy_sigma0: float = 0.5
     torso: str = "relu"
+    inputs: tuple[InputSpec, ...] = FLAT_INPUTS
+    ndims: tuple[int, ...] = (1,)
 
     @nn.compact
-    def __call__(self, obs, noise=None):
-        x = obs
+    def __call__(self, obs, noise=None, encoded=None):
+        features = torso_features(self.inputs, obs, encoded, self.ndims)
+        joins = tuple(spec.join for spec in self.inputs)
+        x = None
         for i, size in enumerate(self.hidden):
+            x = joined(x, features, joins, i)
             x = hidden_activation(
                 self.torso, i, self.layer(size, x.shape[-1], 0.0, x, noise, i), self.layer_norm
             )
@@ -42,8 +53,8 @@ class Actor(nn.Module):
 
 
 class Critic(nn.Module):
-    """Action value Q(s, a): an MLP torso (see hidden_activation); the action joins the input of hidden layer
-    `action_layer`.
+    """Action value Q(s, a): torsos, the fused trunk (see hidden_activation) that the action joins at hidden layer
+    `action_layer`, a linear output.
 
     With atoms > 0 it outputs the logits of a categorical return distribution over that many atoms instead.
     """
@@ -53,13 +64,16 @@ class Critic(nn.Module):
     final_init: float = 0.0
     atoms: int = 0
     torso: str = "relu"
+    inputs: tuple[InputSpec, ...] = FLAT_INPUTS
+    ndims: tuple[int, ...] = (1,)
 
     @nn.compact
-    def __call__(self, obs, action):
-        x = obs
+    def __call__(self, obs, action, encoded=None):
+        features = torso_features(self.inputs, obs, encoded, self.ndims) + [action]
+        joins = tuple(spec.join for spec in self.inputs) + (self.action_layer,)
+        x = None
         for i, size in enumerate(self.hidden):
-            if i == self.action_layer:
-                x = jnp.concatenate([x, action], axis=-1)
+            x = joined(x, features, joins, i)
             x = hidden_activation(self.torso, i, dense(size, x.shape[-1])(x))
         if self.atoms:
             return dense(self.atoms, x.shape[-1], self.final_init)(x)

@@ -6,6 +6,8 @@ from collections import deque
 
 import numpy as np
 
+from dpgkit.trees import copy_entry, entry
+
 
 def discounted_return(rewards: list[float], gamma: float) -> float:
     """R = sum_{k<m} gamma^k r_{t+k+1} over the m rewards of a window."""
@@ -34,7 +36,7 @@ class NStepWriter:
             "action": action,
             "reward": discounted_return([queue[k][2] for k in range(start, len(queue))], self.gamma),
             "discount": 0.0 if terminated else self.gamma**m,
-            "next_obs": np.array(next_obs),
+            "next_obs": copy_entry(next_obs),
         }
 
     def push(self, obs, action, reward, terminated, truncated, next_obs) -> list[dict]:
@@ -46,14 +48,14 @@ class NStepWriter:
         """
         finished = []
         for c, queue in enumerate(self.queues):
-            queue.append((np.array(obs[c]), np.array(action[c]), float(reward[c])))
+            queue.append((copy_entry(obs, c), np.array(action[c]), float(reward[c])))
             if terminated[c] or truncated[c]:
                 finished += [
-                    self.transition(c, k, bool(terminated[c]), next_obs[c]) for k in range(len(queue))
+                    self.transition(c, k, bool(terminated[c]), entry(next_obs, c)) for k in range(len(queue))
                 ]
                 queue.clear()
             elif len(queue) == self.n:
-                finished.append(self.transition(c, 0, False, next_obs[c]))
+                finished.append(self.transition(c, 0, False, entry(next_obs, c)))
                 queue.popleft()
         return finished
 

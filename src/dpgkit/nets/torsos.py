@@ -1,0 +1,204 @@
+"""Torsos, one per named input: identity, an MLP stream, or a CNN encoder (trained or frozen), and the specs
+that name them (hashable, so they can sit in the learner's static spec)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from dpgkit.nets.layers import dense, uniform_init
+
+CNNS = {
+    "nature": (((32, 8, 4), (64, 4, 2), (64, 3, 1)), 512),
+    "small": (((16, 3, 2), (16, 3, 2), (16, 3, 2), (16, 3, 2)), 0),
+}
+"""Ready CNN encoders: (conv layers (channels, kernel, stride), features of the dense layer after them, 0: none).
+nature: Mnih et al. 2015's encoder with a 512-unit ReLU layer, as Stable-Baselines3's NatureCNN; small: Kendall
+et al. 2018's four 3x3 stride-2 convolutions of 16 channels (64x64 -> 3x3x16 = 144 features)."""
+
+ENCODER_KINDS = ("cnn", "frozen")
+"""Torsos applied once per network outside its trunk (shared by an ensemble of critics, or by actor and critic)."""
+
+
+@dataclass(frozen=True)
+class TorsoSpec:
+    """One input's torso: identity, mlp (hidden sizes), cnn (conv layers and dense features) or frozen (a cnn whose
+    params come from `path` and are never trained)."""
+
+    kind: str
+    sizes: tuple[int, ...] = ()
+    conv: tuple[tuple[int, int, int], ...] = ()
+    features: int = 0
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """A named observation input, its torso and the trunk layer its features join."""
+
+    name: str
+    torso: TorsoSpec
+    join: int
+
+
+def parse_cnn(text: str) -> tuple[tuple[tuple[int, int, int], ...], int]:
+    """A CNN by name (nature, small) or as "C-K-S,C-K-S,...[+F]": channels-kernel-stride per layer, F dense units."""
+    if text in CNNS:
+        return CNNS[text]
+    layers_text, _, features = text.partition("+")
+    try:
+        layers = tuple(tuple(int(v) for v in layer.split("-")) for layer in layers_text.split(","))
+        units = int(features) if features else 0
+    except ValueError:
+        layers, units = (), -1
+    if not layers or any(len(layer) != 3 or min(layer) <= 0 for layer in layers) or units < 0:
+        raise ValueError(
+            f"the CNN {text!r} is not one of {sorted(CNNS)} nor channels-kernel-stride layers such as "
+            "'32-8-4,64-4-2,64-3-1+512' (+F: a dense layer of F units after the convolutions)"
+        )
+    return layers, units
+
+
+def parse_torso(text: str) -> TorsoSpec:
+    """A torso from its CLI form: identity, mlp:64,64, cnn:nature (or cnn:C-K-S,...+F) or frozen:PATH."""
+    kind, _, arg = text.partition(":")
+    if kind == "identity" and not arg:
+        return TorsoSpec("identity")
+    if kind == "mlp":
+        try:
+            sizes = tuple(int(v) for v in arg.split(","))
+        except ValueError:
+            sizes = ()
+        if sizes and min(sizes) > 0:
+            return TorsoSpec("mlp", sizes=sizes)
+        raise ValueError(f"the torso {text!r} needs positive layer sizes, as in mlp:64,64")
+    if kind == "cnn":
+        conv, features = parse_cnn(arg or "nature")
+        return TorsoSpec("cnn", conv=conv, features=features)
+    if kind == "frozen" and arg:
+        return TorsoSpec("frozen", path=arg)
+    raise ValueError(
+        f"unknown torso {text!r}: use identity, mlp:SIZES (mlp:64,64), cnn:NAME ({', '.join(CNNS)}) or "
+        "cnn:C-K-S,...+F, or frozen:PATH (an encoder saved by dpgkit.nets.save_encoder)"
+    )
+
+
+def as_float(x):
+    """An input as float32: uint8 (pixels) scaled to [0, 1], other dtypes cast."""
+    if x.dtype == jnp.uint8:
+        return x.astype(jnp.float32) / 255.0
+    return x.astype(jnp.float32)
+
+
+def flat_features(x, ndim: int):
+    """The input's last `ndim` axes flattened into one feature axis (the leading ones are batch axes)."""
+    return x.reshape(x.shape[: x.ndim - ndim] + (-1,))
+
+
+def stack_in_channels(x, image_ndim: int):
+    """A batch of images (N, [k,] H, W, C) as (N, H, W, k * C): a frame stack's frames side by side in the
+    channels (image_ndim 4), a batch of plain images (image_ndim 3) as it is."""
+    if image_ndim == 3:
+        return x
+    return jnp.moveaxis(x, 1, -2).reshape(x.shape[:1] + x.shape[2:4] + (-1,))
+
+
+class CNN(nn.Module):
+    """Convolutions (VALID padding, ReLU) over images (..., [k,] H, W, C), flattened, then an optional dense ReLU
+    layer; uint8 pixels are scaled to [0, 1] inside (fan-in uniform init, as PyTorch's default)."""
+
+    conv: tuple[tuple[int, int, int], ...]
+    features: int
+
+    @nn.compact
+    def __call__(self, images, image_ndim: int):
+        batch = images.shape[: images.ndim - image_ndim]
+        x = stack_in_channels(as_float(images).reshape((-1,) + images.shape[len(batch) :]), image_ndim)
+        for channels, kernel, stride in self.conv:
+            bound = (kernel * kernel * x.shape[-1]) ** -0.5
+            x = nn.relu(
+                nn.Conv(
+                    channels,
+                    (kernel, kernel),
+                    (stride, stride),
+                    padding="VALID",
+                    kernel_init=uniform_init(bound),
+                    bias_init=uniform_init(bound),
+                )(x)
+            )
+        x = x.reshape(batch + (-1,))
+        if self.features:
+            x = nn.relu(dense(self.features, x.shape[-1])(x))
+        return x
+
+
+class MLPTorso(nn.Module):
+    """An input's own stream: dense ReLU layers of the given sizes over its flattened features."""
+
+    sizes: tuple[int, ...]
+
+    @nn.compact
+    def __call__(self, x):
+        for size in self.sizes:
+            x = nn.relu(dense(size, x.shape[-1])(x))
+        return x
+
+
+def encoded_inputs(inputs: tuple[InputSpec, ...]) -> tuple[int, ...]:
+    """Indices of the inputs whose torso is an encoder (cnn or frozen)."""
+    return tuple(i for i, spec in enumerate(inputs) if spec.torso.kind in ENCODER_KINDS)
+
+
+def input_values(obs, inputs: tuple[InputSpec, ...]) -> list:
+    """Each input's array: a dict observation's entry by name, or the observation itself for one input."""
+    if isinstance(obs, dict):
+        return [obs[spec.name] for spec in inputs]
+    return [obs]
+
+
+class Encoders(nn.Module):
+    """The encoder torsos of a network's inputs: a dict input index -> features (batch, f); frozen ones behind
+    stop_gradient. image_ndims: each input's number of non-batch axes."""
+
+    inputs: tuple[InputSpec, ...]
+    image_ndims: tuple[int, ...]
+
+    @nn.compact
+    def __call__(self, obs):
+        values = input_values(obs, self.inputs)
+        features = {}
+        for i in encoded_inputs(self.inputs):
+            torso = self.inputs[i].torso
+            cnn = CNN(torso.conv, torso.features, name=f"{torso.kind}_{i}")
+            out = cnn(values[i], self.image_ndims[i])
+            features[str(i)] = jax.lax.stop_gradient(out) if torso.kind == "frozen" else out
+        return features
+
+
+def torso_features(inputs: tuple[InputSpec, ...], obs, encoded, ndims: tuple[int, ...]) -> list:
+    """Each input's features (batch, f), called inside a head's compact call: the encoder's output, or the input
+    through its own identity or MLP torso (a submodule of that head)."""
+    values = input_values(obs, inputs)
+    features = []
+    for i, spec in enumerate(inputs):
+        if spec.torso.kind in ENCODER_KINDS:
+            features.append(encoded[str(i)])
+            continue
+        x = flat_features(as_float(values[i]), ndims[i])
+        if spec.torso.kind == "mlp":
+            x = MLPTorso(spec.torso.sizes, name=f"mlp_{i}")(x)
+        features.append(x)
+    return features
+
+
+FLAT_INPUTS = (InputSpec("obs", TorsoSpec("identity"), 0),)
+"""A single vector observation joining the trunk's first layer as it is (early fusion of one input)."""
+
+
+def joined(x, features: list, joins: tuple[int, ...], layer: int):
+    """The input of trunk layer `layer`: the previous layer's output, then the features joining at it, concatenated."""
+    parts = ([] if x is None else [x]) + [f for f, j in zip(features, joins, strict=True) if j == layer]
+    return jnp.concatenate(parts, axis=-1)
