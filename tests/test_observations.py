@@ -223,7 +223,9 @@ def test_the_cnn_torso_shapes_and_its_gradient():
     heads_kernel = state.critic["heads"]["params"]["Dense_0"]["kernel"]
     assert heads_kernel.shape == (2, 32 + 4, 16)  # two critics' heads on one shared encoder's 32 features
     assert state.critic["encoder"]["params"]["cnn_0"]["Conv_0"]["kernel"].shape == (3, 3, 3, 8)
-    new, _, _ = jax.jit(update_block, static_argnums=0)(spec, state, jax.tree_util.tree_map(lambda x: x[None], batch_of(IMAGE)), 1)
+    new, _, _ = jax.jit(update_block, static_argnums=0)(
+        spec, state, jax.tree_util.tree_map(lambda x: x[None], batch_of(IMAGE)), 1
+    )
     for group in ("actor", "critic"):
         before = getattr(state, group)["encoder"]["params"]["cnn_0"]["Conv_0"]["kernel"]
         after = getattr(new, group)["encoder"]["params"]["cnn_0"]["Conv_0"]["kernel"]
@@ -243,7 +245,9 @@ def test_a_detached_shared_encoder_is_trained_by_the_critic_alone():
     assert_trees_equal(after_critic.actor["encoder"], after_critic.critic["encoder"])
 
     through = spec_for(IMAGE, shared_encoder=True, encoder_actor_gradient=True)
-    moved, _ = actor_step(through, init_learner(through, jax.random.PRNGKey(0), example(IMAGE)), batch_of(IMAGE))
+    moved, _ = actor_step(
+        through, init_learner(through, jax.random.PRNGKey(0), example(IMAGE)), batch_of(IMAGE)
+    )
     assert not np.allclose(leaves(moved.critic["encoder"])[0], leaves(state.critic["encoder"])[0])
     assert_trees_equal(moved.actor["encoder"], moved.critic["encoder"])
 
@@ -274,7 +278,9 @@ def test_a_frozen_encoder_gets_no_update_no_polyak_and_no_perturbation(tmp_path)
     state = init_learner(spec, jax.random.PRNGKey(0), example(IMAGE), frozen_params(spec.inputs))
     frozen = np.asarray(params["params"]["Conv_0"]["kernel"])
     for group in ("actor", "critic", "target_actor", "target_critic"):
-        np.testing.assert_array_equal(getattr(state, group)["encoder"]["params"]["frozen_0"]["Conv_0"]["kernel"], frozen)
+        np.testing.assert_array_equal(
+            getattr(state, group)["encoder"]["params"]["frozen_0"]["Conv_0"]["kernel"], frozen
+        )
     batches = jax.tree_util.tree_map(lambda x: jnp.stack([x] * 4), batch_of(IMAGE))
     new, _, _ = jax.jit(update_block, static_argnums=0)(spec, state, batches, 0)
     for group in ("actor", "critic", "target_actor", "target_critic"):
@@ -302,7 +308,9 @@ def test_noisynet_layers_are_the_trunk_and_head_after_a_cnn():
 
 
 def test_random_shift_moves_whole_images_within_the_pad():
-    images = jnp.asarray(np.arange(2 * 2 * 6 * 6).reshape(2, 2, 6, 6, 1) % 251, jnp.uint8)  # 2 stacks of 2 frames
+    images = jnp.asarray(
+        np.arange(2 * 2 * 6 * 6).reshape(2, 2, 6, 6, 1) % 251, jnp.uint8
+    )  # 2 stacks of 2 frames
     shifted = np.asarray(random_shift(images, jax.random.PRNGKey(3), 2))
     padded = np.pad(np.asarray(images), [(0, 0), (0, 0), (2, 2), (2, 2), (0, 0)], mode="edge")
     for b in range(2):

@@ -310,8 +310,10 @@ def validate(config: Config) -> None:
     if config.network not in ("early", "parkour"):
         raise ValueError(f"config.network must be 'early' or 'parkour', got {config.network!r}")
     if config.encoder_actor_gradient and not config.shared_encoder:
-        raise ValueError("config.encoder_actor_gradient needs config.shared_encoder (the actor's own encoder "
-                         "is always trained by the actor's loss)")
+        raise ValueError(
+            "config.encoder_actor_gradient needs config.shared_encoder (the actor's own encoder "
+            "is always trained by the actor's loss)"
+        )
     if config.torso not in ("relu", "layernorm"):
         raise ValueError(f"config.torso must be 'relu' or 'layernorm', got {config.torso!r}")
     if config.torso == "layernorm" and config.layer_norm:

@@ -44,8 +44,12 @@ def learner_spec(config: Config, action_dim: int, obs=None) -> LearnerSpec:
     vector)."""
     actor_hidden = tuple(config.actor_hidden or config.hidden)
     critic_hidden = tuple(config.critic_hidden or config.hidden)
-    inputs, ndims = (FLAT_INPUTS, (1,)) if obs is None else network_inputs(
-        obs, config.network, config.torsos, config.cnn, min(len(actor_hidden), len(critic_hidden))
+    inputs, ndims = (
+        (FLAT_INPUTS, (1,))
+        if obs is None
+        else network_inputs(
+            obs, config.network, config.torsos, config.cnn, min(len(actor_hidden), len(critic_hidden))
+        )
     )
     derived = {
         "action_dim": action_dim,

@@ -84,14 +84,19 @@ class Evaluator:
     def run(self, policy: Callable) -> np.ndarray:
         """Returns of shape (agents, episodes); policy maps obs (a pytree, (agents, episodes, ...)) to actor-unit
         actions."""
-        first = [as_network_dtypes(env.reset(seed=EVAL_SEED + i % self.episodes)[0]) for i, env in enumerate(self.envs)]
+        first = [
+            as_network_dtypes(env.reset(seed=EVAL_SEED + i % self.episodes)[0])
+            for i, env in enumerate(self.envs)
+        ]
         obs = stack_leaves(first)
         count = len(self.envs)
         active = np.ones(count, bool)
         returns, length, ended = np.zeros(count), np.zeros(count, np.int64), np.zeros(count, bool)
         steps: dict[str, list] = {"obs": [], "action": [], "reward": []}
         while active.any():
-            grouped = jax.tree_util.tree_map(lambda x: x.reshape((self.agents, self.episodes) + x.shape[1:]), obs)
+            grouped = jax.tree_util.tree_map(
+                lambda x: x.reshape((self.agents, self.episodes) + x.shape[1:]), obs
+            )
             actions = np.asarray(policy(grouped))
             actions = actions.reshape((count,) + actions.shape[2:])
             env_actions = self.scaler.to_env(actions)

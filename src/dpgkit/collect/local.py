@@ -24,8 +24,6 @@ class StepResult(NamedTuple):
     episode_lengths: list[list[int]]
 
 
-
-
 def copy_seed(agent_seed: int, actor: int) -> int:
     """The reset seed of one env copy, derived from its agent's seed alone."""
     return int(np.random.SeedSequence([agent_seed, actor]).generate_state(1)[0])

@@ -94,7 +94,9 @@ def leaf_spaces(space: gym.Space, prefix: str = "") -> dict[str, gym.spaces.Box]
         return {prefix: space}
     if isinstance(space, gym.spaces.Dict):
         if not space.spaces:
-            raise TypeError("the observation space is an empty Dict: there is nothing to observe; give it Box entries")
+            raise TypeError(
+                "the observation space is an empty Dict: there is nothing to observe; give it Box entries"
+            )
         leaves: dict[str, gym.spaces.Box] = {}
         for name, sub in space.spaces.items():
             leaves.update(leaf_spaces(sub, f"{prefix}/{name}" if prefix else str(name)))

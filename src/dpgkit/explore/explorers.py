@@ -159,7 +159,10 @@ class NoisyNetExplorer(Explorer):
         """Zeroed noise factors (seeds, actors, fan) of every noisy layer, sized from the actor's params."""
         sizes = noisy_layer_sizes(self.actor.head_params(seed_params(actor_params, 0)))
         return tuple(
-            (np.zeros(self.stale.shape + (fan_in,), np.float32), np.zeros(self.stale.shape + (fan_out,), np.float32))
+            (
+                np.zeros(self.stale.shape + (fan_in,), np.float32),
+                np.zeros(self.stale.shape + (fan_out,), np.float32),
+            )
             for fan_in, fan_out in itertools.pairwise(sizes)
         )
 

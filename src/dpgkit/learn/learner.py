@@ -171,8 +171,10 @@ def is_frozen(path) -> bool:
 
 
 def frozen_labels(params):
-    """"frozen" for the params of frozen encoders, "trained" for the others."""
-    return jax.tree_util.tree_map_with_path(lambda path, _: "frozen" if is_frozen(path) else "trained", params)
+    """ "frozen" for the params of frozen encoders, "trained" for the others."""
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: "frozen" if is_frozen(path) else "trained", params
+    )
 
 
 def kernel_mask(params):
@@ -314,7 +316,12 @@ def critic_step(spec: LearnerSpec, state: LearnerState, batch: Batch, key):
     updates, critic_opt = spec.critic_optimizer.update(grads, state.critic_opt, state.critic)
     critic = optax.apply_updates(state.critic, updates)
     actor = share_encoder(spec, state.actor, critic)
-    return state._replace(actor=actor, critic=critic, critic_opt=critic_opt), loss, priorities, jnp.mean(outside)
+    return (
+        state._replace(actor=actor, critic=critic, critic_opt=critic_opt),
+        loss,
+        priorities,
+        jnp.mean(outside),
+    )
 
 
 def actor_noise(spec: LearnerSpec, key, actor_params):
@@ -446,7 +453,9 @@ def augmented(spec: LearnerSpec, batches: Batch, key) -> Batch:
         return shifted if isinstance(obs, dict) else shifted[spec.inputs[0].name]
 
     obs_key, next_key = jax.random.split(key)
-    return batches._replace(obs=shift_obs(batches.obs, obs_key), next_obs=shift_obs(batches.next_obs, next_key))
+    return batches._replace(
+        obs=shift_obs(batches.obs, obs_key), next_obs=shift_obs(batches.next_obs, next_key)
+    )
 
 
 def update_block(spec: LearnerSpec, state: LearnerState, batches: Batch, first_update):

@@ -79,5 +79,9 @@ class NoisyDense(nn.Module):
 def noisy_layer_sizes(params) -> tuple[int, ...]:
     """The chain of sizes (fan_in, out_0, out_1, ...) of a network's NoisyDense layers, from its params."""
     layers = params["params"]
-    kernels = [layers[f"NoisyDense_{i}"]["mu_kernel"].shape for i in range(len(layers)) if f"NoisyDense_{i}" in layers]
+    kernels = [
+        layers[f"NoisyDense_{i}"]["mu_kernel"].shape
+        for i in range(len(layers))
+        if f"NoisyDense_{i}" in layers
+    ]
     return (kernels[0][-2], *(shape[-1] for shape in kernels))

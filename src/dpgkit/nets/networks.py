@@ -30,7 +30,10 @@ class ActorNet:
             return self.head.init(key, obs)
         encoder_key, head_key = jax.random.split(key)
         encoder = self.encoders.init(encoder_key, obs)
-        return {"encoder": encoder, "head": self.head.init(head_key, obs, None, self.encoders.apply(encoder, obs))}
+        return {
+            "encoder": encoder,
+            "head": self.head.init(head_key, obs, None, self.encoders.apply(encoder, obs)),
+        }
 
     def apply(self, params, obs, noise=None):
         """Actions in [-1, 1] for a batch of observations (a NoisyNet head under the given noise)."""
@@ -73,7 +76,9 @@ class CriticNet:
     def init_ensemble(self, key, count: int, obs, action):
         """Fresh params of `count` critics: heads from split keys (vmapped), encoders once."""
         if self.encoders is None:
-            return jax.vmap(self.head.init, in_axes=(0, None, None))(jax.random.split(key, count), obs, action)
+            return jax.vmap(self.head.init, in_axes=(0, None, None))(
+                jax.random.split(key, count), obs, action
+            )
         encoder_key, heads_key = jax.random.split(key)
         encoder = self.encoders.init(encoder_key, obs)
         encoded = self.encoders.apply(encoder, obs)

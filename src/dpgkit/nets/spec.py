@@ -67,7 +67,9 @@ def network_inputs(
         chosen[name] = (spec, chosen[name][1] if layer is None else layer)
     for name, (spec, layer) in chosen.items():
         if not 0 <= layer < layers:
-            raise ValueError(f"the input {name!r} joins at layer {layer}: the trunk has layers 0..{layers - 1}")
+            raise ValueError(
+                f"the input {name!r} joins at layer {layer}: the trunk has layers 0..{layers - 1}"
+            )
         if spec.kind in ("cnn", "frozen"):
             check_cnn_fits(name, leaves[name].shape, spec.conv)
     inputs = tuple(InputSpec(name, *chosen[name]) for name in names)
@@ -118,7 +120,9 @@ def read_encoder(path: str | pathlib.Path) -> tuple[tuple[tuple[int, int, int], 
             header = json.loads(str(data["__header__"]))
             arrays = {k: data[k] for k in data.files if k != "__header__"}
     except (OSError, KeyError, ValueError) as error:
-        raise ValueError(f"cannot read the encoder file {path} ({error}); write one with save_encoder") from error
+        raise ValueError(
+            f"cannot read the encoder file {path} ({error}); write one with save_encoder"
+        ) from error
     if header.get("format") != ENCODER_FORMAT:
         raise ValueError(f"the encoder file {path} has format {header.get('format')}, not {ENCODER_FORMAT}")
     params: dict = {}
