@@ -111,7 +111,7 @@ def test_seeds_train_side_by_side_on_a_dict_observation(tmp_path):
 def test_a_frame_stack_reaches_the_network_in_its_channels(tmp_path):
     agent = make(TD3, PIXELS, tmp_path / "run", frame_stack=3).learn(100)
     assert agent.observation_spec.shape == (3, 16, 16, 1)
-    kernel = agent.trainer.state.actor["encoder"]["params"]["cnn_0"]["Conv_0"]["kernel"]
+    kernel = agent.trainer.state.actor["encoder"]["params"]["cnn_0"]["PatchConv_0"]["kernel"]
     assert kernel.shape[-2] == 3  # three stacked one-channel frames in the first convolution's input
     assert agent.act(np.zeros((3, 16, 16, 1), np.uint8)).shape == (2,)
 
@@ -222,13 +222,13 @@ def test_the_cnn_torso_shapes_and_its_gradient():
     assert set(state.critic) == {"encoder", "heads"}
     heads_kernel = state.critic["heads"]["params"]["Dense_0"]["kernel"]
     assert heads_kernel.shape == (2, 32 + 4, 16)  # two critics' heads on one shared encoder's 32 features
-    assert state.critic["encoder"]["params"]["cnn_0"]["Conv_0"]["kernel"].shape == (3, 3, 3, 8)
+    assert state.critic["encoder"]["params"]["cnn_0"]["PatchConv_0"]["kernel"].shape == (3, 3, 3, 8)
     new, _, _ = jax.jit(update_block, static_argnums=0)(
         spec, state, jax.tree_util.tree_map(lambda x: x[None], batch_of(IMAGE)), 1
     )
     for group in ("actor", "critic"):
-        before = getattr(state, group)["encoder"]["params"]["cnn_0"]["Conv_0"]["kernel"]
-        after = getattr(new, group)["encoder"]["params"]["cnn_0"]["Conv_0"]["kernel"]
+        before = getattr(state, group)["encoder"]["params"]["cnn_0"]["PatchConv_0"]["kernel"]
+        after = getattr(new, group)["encoder"]["params"]["cnn_0"]["PatchConv_0"]["kernel"]
         assert not np.allclose(before, after), group
 
 
@@ -276,10 +276,10 @@ def test_a_frozen_encoder_gets_no_update_no_polyak_and_no_perturbation(tmp_path)
     path, params = frozen_file(tmp_path)
     spec = spec_for(IMAGE, torsos=(f"obs=frozen:{path}",), critic_l2=0.01)
     state = init_learner(spec, jax.random.PRNGKey(0), example(IMAGE), frozen_params(spec.inputs))
-    frozen = np.asarray(params["params"]["Conv_0"]["kernel"])
+    frozen = np.asarray(params["params"]["PatchConv_0"]["kernel"])
     for group in ("actor", "critic", "target_actor", "target_critic"):
         np.testing.assert_array_equal(
-            getattr(state, group)["encoder"]["params"]["frozen_0"]["Conv_0"]["kernel"], frozen
+            getattr(state, group)["encoder"]["params"]["frozen_0"]["PatchConv_0"]["kernel"], frozen
         )
     batches = jax.tree_util.tree_map(lambda x: jnp.stack([x] * 4), batch_of(IMAGE))
     new, _, _ = jax.jit(update_block, static_argnums=0)(spec, state, batches, 0)
@@ -304,7 +304,7 @@ def test_noisynet_layers_are_the_trunk_and_head_after_a_cnn():
     actor = init_learner(spec, jax.random.PRNGKey(0), example(IMAGE)).actor
     names = set(actor["head"]["params"])
     assert names == {"NoisyDense_0", "NoisyDense_1", "NoisyDense_2"}
-    assert "Conv_0" in actor["encoder"]["params"]["cnn_0"]
+    assert "PatchConv_0" in actor["encoder"]["params"]["cnn_0"]
 
 
 def test_random_shift_moves_whole_images_within_the_pad():

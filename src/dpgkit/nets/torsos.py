@@ -106,6 +106,38 @@ def stack_in_channels(x, image_ndim: int):
     return jnp.moveaxis(x, 1, -2).reshape(x.shape[:1] + x.shape[2:4] + (-1,))
 
 
+def patches(x, kernel: int, stride: int):
+    """im2col: (N, H, W, C) -> (N, H', W', kernel * kernel * C), each output pixel's VALID window in (row, column,
+    channel) order, from strided slices (whose gradient is cheap on XLA's CPU, unlike a convolution's)."""
+    rows = (x.shape[1] - kernel) // stride + 1
+    cols = (x.shape[2] - kernel) // stride + 1
+    windows = [
+        x[:, i : i + stride * (rows - 1) + 1 : stride, j : j + stride * (cols - 1) + 1 : stride, :]
+        for i in range(kernel)
+        for j in range(kernel)
+    ]
+    return jnp.concatenate(windows, axis=-1)
+
+
+class PatchConv(nn.Module):
+    """A VALID convolution computed as im2col then one matmul (twice as fast as lax.conv for forward and gradient
+    on XLA's CPU, same values); params as flax's Conv: kernel (k, k, C_in, C_out), bias, fan-in uniform init."""
+
+    channels: int
+    kernel: int
+    stride: int
+
+    @nn.compact
+    def __call__(self, x):
+        fan_in = self.kernel * self.kernel * x.shape[-1]
+        bound = fan_in**-0.5
+        kernel = self.param(
+            "kernel", uniform_init(bound), (self.kernel, self.kernel, x.shape[-1], self.channels)
+        )
+        bias = self.param("bias", uniform_init(bound), (self.channels,))
+        return patches(x, self.kernel, self.stride) @ kernel.reshape(fan_in, self.channels) + bias
+
+
 class CNN(nn.Module):
     """Convolutions (VALID padding, ReLU) over images (..., [k,] H, W, C), flattened, then an optional dense ReLU
     layer; uint8 pixels are scaled to [0, 1] inside (fan-in uniform init, as PyTorch's default)."""
@@ -118,17 +150,7 @@ class CNN(nn.Module):
         batch = images.shape[: images.ndim - image_ndim]
         x = stack_in_channels(as_float(images).reshape((-1,) + images.shape[len(batch) :]), image_ndim)
         for channels, kernel, stride in self.conv:
-            bound = (kernel * kernel * x.shape[-1]) ** -0.5
-            x = nn.relu(
-                nn.Conv(
-                    channels,
-                    (kernel, kernel),
-                    (stride, stride),
-                    padding="VALID",
-                    kernel_init=uniform_init(bound),
-                    bias_init=uniform_init(bound),
-                )(x)
-            )
+            x = nn.relu(PatchConv(channels, kernel, stride)(x))
         x = x.reshape(batch + (-1,))
         if self.features:
             x = nn.relu(dense(self.features, x.shape[-1])(x))
