@@ -112,7 +112,7 @@ def main() -> None:
     }
     print(json.dumps(report, indent=2))
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"threshold_{args.algo}_{args.env}_{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out = RESULTS / f"threshold_{args.algo}_{args.env.replace('/', '_')}_{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(report, indent=2))
     print(f"wrote {out}")
 

@@ -335,3 +335,16 @@ def test_augmentation_changes_only_images_and_obs_apart_from_next_obs():
     np.testing.assert_array_equal(out.obs["state"][0], batch.obs["state"])
     assert not np.array_equal(out.obs["pixels"][0], out.next_obs["pixels"][0])
     assert not np.array_equal(out.obs["pixels"][0], batch.obs["pixels"])
+
+
+def test_the_parkour_network_trains_on_bipedal_walker_from_its_flat_observation(tmp_path):
+    agent = TD3(
+        "BipedalWalker-v3", seed=0, run_dir=str(tmp_path), total_steps=300, network="parkour", **SMALL
+    )
+    agent.learn(150)
+    assert sorted(agent.observation_spec) == ["proprioception", "terrain"]
+    params = agent.trainer.state.actor["params"]
+    assert params["Dense_0"]["kernel"].shape[-2] == 14 and "mlp_1" in params
+    assert agent.act(
+        {"proprioception": np.zeros(14, np.float32), "terrain": np.ones(10, np.float32)}
+    ).shape == (4,)
