@@ -170,6 +170,17 @@ def test_an_input_joining_at_layer_one_does_not_reach_layer_zero():
     assert not np.allclose(spec.actor.apply(params, obs), spec.actor.apply(params, changed))
 
 
+def test_gradients_reach_every_torso_of_early_and_late_fusion():
+    obs = example(BIPEDAL)
+    for spec in (spec_for(BIPEDAL), spec_for(BIPEDAL, network="parkour")):
+        params = spec.critic.init(jax.random.PRNGKey(0), obs, jnp.zeros((3, 4)))
+        grads = jax.grad(lambda p: jnp.sum(spec.critic.apply(p, obs, jnp.ones((3, 4)))))(params)
+        for path, g in jax.tree_util.tree_flatten_with_path(grads)[0]:
+            if jax.tree_util.keystr(path).endswith("['kernel']"):
+                assert np.abs(np.asarray(g)).sum() > 0, jax.tree_util.keystr(path)
+        assert ("mlp_1" in params["params"]) == (spec.inputs[1].torso.kind == "mlp")
+
+
 def test_parkour_keeps_the_parameter_count_of_early_fusion_within_ten_percent():
     def count(spec):
         obs = example(BIPEDAL)
