@@ -76,8 +76,9 @@ def test_pixels_stay_uint8_in_the_replay_and_the_checkpoint(tmp_path):
     from dpgkit.checkpoint import load_checkpoint
 
     agent = make(TD3, PIXELS, tmp_path / "run").learn(100)
-    replay = agent.trainer.driver.replay
-    assert replay.storage.obs.dtype == np.uint8 and replay.storage.next_obs.dtype == np.uint8
+    driver = agent.trainer.driver
+    assert driver.replay.storage.obs.dtype == np.int32 == driver.replay.storage.next_obs.dtype  # frame ids
+    assert driver.frames.stores[""].frames.dtype == np.uint8
     arrays, _ = load_checkpoint(agent.save())
     image_leaves = [v for v in arrays["replay"].values() if v.ndim >= 4]
     assert image_leaves and all(v.dtype == np.uint8 for v in image_leaves)
