@@ -175,7 +175,7 @@ def test_gradients_reach_every_torso_of_early_and_late_fusion():
     obs = example(BIPEDAL)
     for spec in (spec_for(BIPEDAL), spec_for(BIPEDAL, network="parkour")):
         params = spec.critic.init(jax.random.PRNGKey(0), obs, jnp.zeros((3, 4)))
-        grads = jax.grad(lambda p: jnp.sum(spec.critic.apply(p, obs, jnp.ones((3, 4)))))(params)
+        grads = jax.grad(lambda p, s=spec: jnp.sum(s.critic.apply(p, obs, jnp.ones((3, 4)))))(params)
         for path, g in jax.tree_util.tree_flatten_with_path(grads)[0]:
             if jax.tree_util.keystr(path).endswith("['kernel']"):
                 assert np.abs(np.asarray(g)).sum() > 0, jax.tree_util.keystr(path)

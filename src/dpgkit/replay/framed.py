@@ -18,7 +18,7 @@ from dpgkit.nets.spec import is_image_leaf
 from dpgkit.replay.frames import FrameStore, add_transitions, frame_capacity, id_example, store_bytes
 from dpgkit.replay.uniform import ReplayBuffer
 
-MIN_EPISODE = 4
+MIN_EPISODE = 5
 """Frame stores have room for episodes of this many steps or more on average (frame_capacity's min_episode)."""
 
 
