@@ -29,6 +29,7 @@ from dpgkit.learn.categorical import suggest_support, warmup_support
 from dpgkit.learn.learner import first_q
 from dpgkit.nets import FLAT_INPUTS
 from dpgkit.nets.spec import frozen_params, network_inputs
+from dpgkit.rate import calls_between, steps_per_call
 from dpgkit.replay import PrioritizedReplay, ReplayBuffer
 
 VALUE_CHUNK = 1024
@@ -257,14 +258,17 @@ class ReplayDriver:
         return steps >= self.learning_from
 
     def calls_due(self, steps: int, collected: Collected) -> int:
-        """Learner calls due after a collect, once learning has started: one every train_freq vector steps, or
-        with updates_per_episode that many updates per episode of the first seed that just ended."""
+        """Learner calls due after a collect, once learning has started: those that keep samples per inserted
+        step at its target (rate.py: by default one every train_freq vector steps), or with updates_per_episode
+        that many updates per episode of the first seed that just ended."""
         if not self.learning(steps):
             return 0
         if self.config.updates_per_episode:
             episodes = len(collected.episode_returns[0])
             return episodes * self.config.updates_per_episode // self.config.gradient_steps
-        return int((steps // self.config.actors) % self.config.train_freq == 0)
+        return calls_between(
+            steps - collected.env_steps, steps, self.learning_from, steps_per_call(self.config)
+        )
 
     def store(self, collected: Collected, steps: int) -> None:
         """Add each seed's transitions to its part of the replay."""
