@@ -17,6 +17,7 @@ import os
 import socket
 import sys
 import time
+import warnings
 from collections.abc import Callable
 
 import gymnasium as gym
@@ -34,6 +35,9 @@ from dpgkit.nets import ActorNet
 RAY_EXTRA = 'pip install "dpgkit[ray]"'
 CONNECT_SECONDS = 20.0
 """How long to wait for a Ray cluster's head to answer before stopping with an error."""
+FORK_WARNING = "os.fork"
+"""JAX's warning when a process forks: Ray's fork is followed at once by an exec of its own programs, so it does not
+apply."""
 LOST_CALLS = 3
 """Calls of one worker lost in a row (no chunk between) after which it counts as dead for good."""
 
@@ -95,7 +99,9 @@ def connect(config: Config) -> bool:
     if address and address != "auto":
         check_answers(address, CONNECT_SECONDS)
     try:
-        ray.init(address=address or None, log_to_driver=False, logging_level=logging.WARNING)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", FORK_WARNING, RuntimeWarning)
+            ray.init(address=address or None, log_to_driver=False, logging_level=logging.WARNING)
     except (ConnectionError, ray.exceptions.AuthenticationError) as error:
         raise RayUnavailableError(f"cannot join the Ray cluster at {address!r}: {error}") from error
     return True
@@ -115,6 +121,7 @@ class WorkerStats:
         self.lost_calls = np.zeros(workers, np.int64)
         self.dead_in_a_row = np.zeros(workers, np.int64)
         self.duplicates = 0
+        self.acted = np.zeros(workers, np.int64)
         self.lag = np.zeros(workers, np.int64)
         self.new_interval(0, 0, time.perf_counter())
 
@@ -127,6 +134,7 @@ class WorkerStats:
         """Note a stored chunk of a worker when the learner is at `version`."""
         self.env_errors[worker] += len(chunk.env_errors)
         self.dead_in_a_row[worker] = 0
+        self.acted[worker] = chunk.collected.version
         self.lag[worker] = version - chunk.collected.version
         self.returns[worker] += [r for returns in chunk.collected.episode_returns for r in returns]
 
