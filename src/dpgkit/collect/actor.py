@@ -86,7 +86,8 @@ class Collector(Protocol):
         ...
 
     def collect(self, vector_steps: int) -> Collected:
-        """Step every copy vector_steps times and return the transitions and episodes."""
+        """Step every copy vector_steps times (Ray: wait for that many chunks) and return the transitions and
+        episodes."""
         ...
 
     def adapt(self, states: np.ndarray) -> None:

@@ -56,6 +56,11 @@ def merge_collected(records: list[Collected]) -> Collected:
     )
 
 
+def chunk_vector_steps(config: Config) -> int:
+    """Vector steps of a worker's actors per chunk: chunk_steps env steps of each seed, rounded up."""
+    return -(-config.chunk_steps // config.actors)
+
+
 def worker_seed(agent_seed: int, *path: int) -> int:
     """The seed of a worker's env copies and noise, from its agent's seed and (worker, incarnation, rebuild)."""
     return int(np.random.SeedSequence([agent_seed, 0x5A7, *path]).generate_state(1)[0])

@@ -25,7 +25,7 @@ import jax
 import numpy as np
 
 from dpgkit.collect.actor import Collected
-from dpgkit.collect.chunks import Chunk, ChunkLedger, merge_collected, worker_config
+from dpgkit.collect.chunks import Chunk, ChunkLedger, chunk_vector_steps, merge_collected, worker_config
 from dpgkit.collect.worker import CollectWorker
 from dpgkit.config import Config
 from dpgkit.envs import ActionScaler
@@ -194,7 +194,7 @@ class RayCollector:
             remote.remote(make_env, worker_config(config, i), agent_seeds, i, actor)
             for i in range(config.workers)
         ]
-        self.chunk_steps = -(-config.chunk_steps // config.actors) * config.actors
+        self.chunk_steps = chunk_vector_steps(config) * config.actors
         self.in_flight: dict = {}
         self.ledger = ChunkLedger()
         self.stats = WorkerStats(config.workers)

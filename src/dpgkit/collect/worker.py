@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 
 from dpgkit.collect.actor import Collected, EnvActor
-from dpgkit.collect.chunks import Chunk, merge_collected, worker_seed
+from dpgkit.collect.chunks import Chunk, chunk_vector_steps, merge_collected, worker_seed
 from dpgkit.collect.local import LocalCollector
 from dpgkit.collect.numpy_actor import numpy_fits, numpy_policy
 from dpgkit.config import Config
@@ -72,7 +72,7 @@ class CollectWorker:
         )
         self.policy = acting_function(actor)
         self.incarnation = current_incarnation()
-        self.vector_steps = -(-config.chunk_steps // config.actors)
+        self.vector_steps = chunk_vector_steps(config)
         self.sequence, self.rebuilds, self.failures = 0, 0, 0
         self.env_actor: EnvActor | None = None
 
