@@ -47,8 +47,8 @@ class Config:
     """With collect ray: times Ray restarts a worker whose process died (killed, out of memory) or that failed
     worker_env_failures times in a row (Ray's max_restarts); one more stops the run, naming the worker."""
     worker_env_failures: int = 3
-    """With collect ray: env exceptions in a row after which a worker is killed and restarted; after each one the
-    worker rebuilds its envs and goes on."""
+    """With collect ray: env exceptions in a row after which a worker ends its process and Ray restarts it; after
+    each one the worker rebuilds its envs and goes on."""
     gamma: float = 0.99
     """Discount factor."""
     tau: float = 0.005
