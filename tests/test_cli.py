@@ -352,3 +352,15 @@ def test_eval_video_of_a_mujoco_env_without_a_display(tmp_path, capsys):
     video = run / "videos" / "eval.mp4"
     assert f"video: {video}" in done.stdout
     assert video.stat().st_size > 1000
+
+
+def test_train_on_a_dict_observation_with_a_torso_spec_then_resume(tmp_path, capsys):
+    run = tmp_path / "run"
+    options = ["--network", "parkour", "--torsos", "terrain=mlp:8@1", "--hidden", "16", "16"]
+    cli.main(["train", "td3", "--env", "BipedalWalker-v3", "--total-steps", "150", "--learning-starts", "100",
+              "--batch-size", "16", "--eval-every", "0", "--run-dir", str(run), "--no-progress", *options])  # fmt: skip
+    _arrays, meta = load_checkpoint(run)
+    assert meta["config"]["network"] == "parkour" and meta["config"]["torsos"] == ["terrain=mlp:8@1"]
+    cli.main(["resume", str(run), "--total-steps", "200"])
+    _arrays, meta = load_checkpoint(run)
+    assert meta["steps"] == 200 and meta["config"]["torsos"] == ["terrain=mlp:8@1"]

@@ -82,3 +82,22 @@ def assert_k_of_5_reach(tmp_path, algo, env, steps, threshold, k, **overrides):
         agent.trainer.close()
     passed = [seed for seed, step in reached.items() if step is not None]
     assert len(passed) >= k, f"{len(passed)} of 5 seeds reached {threshold} by {steps} steps: {reached}"
+
+
+PIXEL_PROBE = {"cnn": "8-3-2,8-3-1", "hidden": (64, 64), "batch_size": 64, "learning_starts": 1_000}
+
+
+@pytest.mark.slow
+def test_td3_learns_from_pixels_alone(tmp_path):
+    """dpgkit/PixelDot-v0: a 16x16 image with one bright dot is the only information; a random policy scores -39,
+    one that steers the dot to the centre from the image about -4.5. 10 of 10 measured seeds reached -15 by
+    10,000 of 20,000 steps (about 40 CPU-seconds a seed): 5 of 5."""
+    assert_k_of_5_reach(tmp_path, TD3, "dpgkit/PixelDot-v0", 20_000, -15.0, 5, buffer_size=20_000, **PIXEL_PROBE)
+
+
+@pytest.mark.slow
+def test_td3_learns_from_both_entries_of_a_dict_observation(tmp_path):
+    """dpgkit/DictProbe-v0: the best action needs both entries; the best using one alone loses 0.18 per episode.
+    10 of 10 measured seeds reached -0.05 by 2,000 of 5,000 steps: 5 of 5."""
+    assert_k_of_5_reach(tmp_path, TD3, "dpgkit/DictProbe-v0", 5_000, -0.05, 5, hidden=(64, 64), batch_size=64,
+                        learning_starts=1_000)  # fmt: skip

@@ -76,8 +76,9 @@ def test_pixels_stay_uint8_in_the_replay_and_the_checkpoint(tmp_path):
     from dpgkit.checkpoint import load_checkpoint
 
     agent = make(TD3, PIXELS, tmp_path / "run").learn(100)
-    replay = agent.trainer.driver.replay
-    assert replay.storage.obs.dtype == np.uint8 and replay.storage.next_obs.dtype == np.uint8
+    driver = agent.trainer.driver
+    assert driver.replay.storage.obs.dtype == np.int32 == driver.replay.storage.next_obs.dtype  # frame ids
+    assert driver.frames.stores[""].frames.dtype == np.uint8
     arrays, _ = load_checkpoint(agent.save())
     image_leaves = [v for v in arrays["replay"].values() if v.ndim >= 4]
     assert image_leaves and all(v.dtype == np.uint8 for v in image_leaves)
@@ -168,6 +169,17 @@ def test_an_input_joining_at_layer_one_does_not_reach_layer_zero():
 
     np.testing.assert_array_equal(layer_zero(obs), layer_zero(changed))
     assert not np.allclose(spec.actor.apply(params, obs), spec.actor.apply(params, changed))
+
+
+def test_gradients_reach_every_torso_of_early_and_late_fusion():
+    obs = example(BIPEDAL)
+    for spec in (spec_for(BIPEDAL), spec_for(BIPEDAL, network="parkour")):
+        params = spec.critic.init(jax.random.PRNGKey(0), obs, jnp.zeros((3, 4)))
+        grads = jax.grad(lambda p, s=spec: jnp.sum(s.critic.apply(p, obs, jnp.ones((3, 4)))))(params)
+        for path, g in jax.tree_util.tree_flatten_with_path(grads)[0]:
+            if jax.tree_util.keystr(path).endswith("['kernel']"):
+                assert np.abs(np.asarray(g)).sum() > 0, jax.tree_util.keystr(path)
+        assert ("mlp_1" in params["params"]) == (spec.inputs[1].torso.kind == "mlp")
 
 
 def test_parkour_keeps_the_parameter_count_of_early_fusion_within_ten_percent():

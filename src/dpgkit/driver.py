@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dpgkit.checkpoint import flatten_tree, unflatten_tree
-from dpgkit.collect.actor import Collected
+from dpgkit.collect import Collected, FrameEncoder
 from dpgkit.config import Config, validate
 from dpgkit.envs import as_network_dtypes, obs_spec
 from dpgkit.explore import Explorer, make_explorer
@@ -30,7 +30,7 @@ from dpgkit.learn.learner import first_q
 from dpgkit.nets import FLAT_INPUTS
 from dpgkit.nets.spec import frozen_params, network_inputs
 from dpgkit.rate import calls_between, steps_per_call
-from dpgkit.replay import PrioritizedReplay, ReplayBuffer
+from dpgkit.replay import FramedReplay, PrioritizedReplay, ReplayBuffer, frame_bytes, framed_leaves, with_ids
 
 VALUE_CHUNK = 1024
 """States per seed in one jitted critic evaluation of the value diagnostic (padded, so it compiles once)."""
@@ -92,15 +92,17 @@ def machine_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def check_replay_fits(config: Config, example) -> None:
-    """Refuse a replay (over all seeds) larger than MEMORY_SHARE of the machine's memory, naming buffer_size."""
-    per_transition = sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(example))
+def check_replay_fits(config: Config, example, frames: int) -> None:
+    """Refuse a replay (over all seeds: rows like example, and `frames` bytes of frame stores) larger than
+    MEMORY_SHARE of the machine's memory, naming buffer_size."""
+    row = sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(example))
+    per_transition = row + frames / (config.buffer_size * config.seeds)
     total = per_transition * config.buffer_size * config.seeds
     available = machine_memory()
     if total > MEMORY_SHARE * available:
         fits = int(MEMORY_SHARE * available // (per_transition * config.seeds))
         raise ValueError(
-            f"the replay needs {total / 2**30:.1f} GiB ({per_transition} bytes per transition x buffer_size "
+            f"the replay needs {total / 2**30:.1f} GiB ({per_transition:.0f} bytes per transition x buffer_size "
             f"{config.buffer_size} x {config.seeds} seed(s)), more than {MEMORY_SHARE:.0%} of this machine's "
             f"{available / 2**30:.1f} GiB: lower config.buffer_size (at most about {fits}) or the seeds"
         )
@@ -140,7 +142,11 @@ def changes_acting_actor(config: Config, first_update: int, count: int) -> bool:
 
 class ReplayDriver:
     """DDPG, TD3 and D4PG: the vmapped learner state, the replay it samples K x B from per call, and a host
-    copy of the actor to act with (refreshed by calls with an actor step)."""
+    copy of the actor to act with (refreshed by calls with an actor step).
+
+    Framed observation leaves (uint8 images and their frame stacks) are stored once per frame: the replay rows hold
+    their frame ids, `frames` the frames, and gathered batches get their stacks back before the learner sees them.
+    """
 
     newest_only = ("replay",)
     """Checkpoint groups only a run's newest checkpoint keeps."""
@@ -171,21 +177,25 @@ class ReplayDriver:
                     "learning_starts 0 leaves no warm-up to derive the categorical support from"
                 )
         self.spec = learner_spec(self.config, self.action_dim, self.obs)
+        self.framed = framed_leaves(self.obs, config.frame_stack)
+        row_obs = with_ids(self.framed, zeros_like_spec(self.obs))
         example = Batch(
-            obs=zeros_like_spec(self.obs),
+            obs=row_obs,
             action=np.zeros(self.action_dim, np.float32),
             reward=np.float32(0),
             discount=np.float32(0),
-            next_obs=zeros_like_spec(self.obs),
+            next_obs=row_obs,
         )
-        check_replay_fits(config, example)
-        obs_example = jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], example.obs)
+        sizes = (config.seeds, config.buffer_size, config.n_step, config.actors)
+        check_replay_fits(config, example, frame_bytes(self.framed, *sizes))
+        obs_example = jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], zeros_like_spec(self.obs))
         pretrained = frozen_params(self.spec.inputs)
         self.state = stack_trees(
             [init_learner(self.spec, jax.random.PRNGKey(s), obs_example, pretrained) for s in agent_seeds]
         )
         self.compile_learner()
         self.act_fn = jax.jit(jax.vmap(self.spec.actor.apply))
+        self.frames = FramedReplay(self.framed, *sizes)
         self.replay = make_replay(config, example)
         self.pending_priorities: tuple | None = None
         self.pending: list = []
@@ -270,11 +280,21 @@ class ReplayDriver:
             steps - collected.env_steps, steps, self.learning_from, steps_per_call(self.config)
         )
 
+    def frame_encoder(self) -> FrameEncoder:
+        """What collection turns framed observation leaves into frame ids with, continuing the frame stores' ids."""
+        return FrameEncoder(self.config.actors, self.framed, self.frames.written())
+
     def store(self, collected: Collected, steps: int) -> None:
-        """Add each seed's transitions to its part of the replay."""
+        """Write the new frames to the frame stores, then add each seed's transitions to its part of the replay."""
+        self.frames.add_frames(collected.frames)
         for seed, transitions in enumerate(collected.transitions):
             if transitions is not None:
-                self.replay.add(seed, Batch(*transitions))
+                self.frames.add_transitions(self.replay, seed, Batch(*transitions))
+
+    def gather(self, indices: np.ndarray) -> Batch:
+        """The replay's transitions at indices (seeds, count), framed leaves rebuilt as their stacks."""
+        batch = self.replay.gather(indices)
+        return batch._replace(obs=self.frames.stacks(batch.obs), next_obs=self.frames.stacks(batch.next_obs))
 
     def dispatch(self, steps: int) -> None:
         """Sample K batches per seed at once and dispatch K updates in one jitted call (not waited for).
@@ -287,7 +307,7 @@ class ReplayDriver:
             self.derive_support()
         k, b = self.config.gradient_steps, self.config.batch_size
         indices = self.replay.sample_indices(self.rngs, k * b)
-        batch = self.replay.gather(indices)
+        batch = self.gather(indices)
         if isinstance(self.replay, PrioritizedReplay):
             beta = annealed_beta(self.config.priority_beta, steps, self.config.total_steps)
             batch = batch._replace(weight=self.replay.weights(indices, beta))
@@ -352,17 +372,18 @@ class ReplayDriver:
     def sample_states(self) -> np.ndarray:
         """A uniform batch of replay observations per seed, for the explorer's adaptation."""
         indices = ReplayBuffer.sample_indices(self.replay, self.rngs, self.config.batch_size)
-        return self.replay.gather(indices).obs
+        return self.gather(indices).obs
 
     def checkpoint_contents(self, steps: int) -> tuple[dict, dict]:
-        """Learner state and replay (priorities written back first); the update count and warm-up end."""
+        """Learner state and replay with its frame stores (priorities written back first); the update count and
+        warm-up end."""
         self.finish(steps)
-        arrays = {"learner": flatten_tree(self.state), "replay": self.replay.state()}
+        arrays = {"learner": flatten_tree(self.state), "replay": self.replay.state() | self.frames.state()}
         return arrays, {"updates": self.updates, "learning_from": self.learning_from}
 
     def restore(self, arrays: dict, meta: dict, steps: int) -> None:
-        """Load what checkpoint_contents wrote; without its replay (not a run's newest checkpoint), the random
-        warm-up starts again from `steps`."""
+        """Load what checkpoint_contents wrote; without its replay (not a run's newest checkpoint), the replay and
+        frame stores start empty and the random warm-up starts again from `steps`."""
         self.state = jax.tree_util.tree_map(jnp.asarray, unflatten_tree(self.state, arrays["learner"]))
         self.updates = meta["updates"]
         self.refresh_acting_actor()
@@ -370,6 +391,7 @@ class ReplayDriver:
         self.learning_from = meta.get("learning_from", self.config.learning_starts)
         if "replay" in arrays:
             self.replay.load_state(arrays["replay"])
+            self.frames.load_state(arrays["replay"])
             return
         warnings.warn(
             f"this checkpoint holds no replay (only a run's newest checkpoint does): the agent acts as saved, "

@@ -121,6 +121,7 @@ def make_collector(
             driver.spec.actor,
             driver.learning_from,
             action_space,
+            driver.frame_encoder(),
         )
     return EnvActor(
         LocalCollector(make_env, agent_seeds, config.actors),
@@ -128,6 +129,7 @@ def make_collector(
         [NStepWriter(config.n_step, config.gamma, config.actors) for _ in agent_seeds],
         rngs,
         driver.learning_from,
+        driver.frame_encoder(),
     )
 
 
@@ -155,8 +157,8 @@ class Trainer:
             env_actor.set_params(*driver.acting())    # newest params, or with overlap the call before
             hooks: evaluate, log, checkpoint (by steps and by time), stop on SIGINT/SIGTERM
 
-    The driver (ReplayDriver, or DPG's OnlineDriver) owns the learner; the EnvActor owns the env copies, the
-    explorer and the n-step writers. An env exception is reported after the last completed step is saved.
+    The driver (ReplayDriver, or DPG's OnlineDriver) owns the learner and gives the frame encoder; the EnvActor
+    owns the env copies, the explorer, the n-step writers and that encoder. An env exception is reported after the last completed step is saved.
     """
 
     def __init__(self, algo: str, config: Config, make_env: Callable[[], gym.Env], driver_class=ReplayDriver):
@@ -388,7 +390,9 @@ class Trainer:
         self.driver.restore(arrays, meta, self.steps)
         for rng, state in zip(self.rngs, meta.get("host_rng", []), strict=False):
             rng.bit_generator.state = state
-        self.env_actor.load_state(meta["collector"], arrays["explore"], self.steps)
+        self.env_actor.load_state(
+            meta["collector"], arrays["explore"], self.steps, self.driver.frame_encoder()
+        )
         self.env_actor.warmup_until = self.driver.learning_from
         self.env_actor.set_params(*self.driver.acting())
         self.last_eval = np.asarray(meta["last_eval"], np.float64)

@@ -35,7 +35,7 @@ def record(values: list[float], returns: list[float], version: int) -> Collected
         np.ones(n, np.float32),
         np.zeros((n, 3), np.float32),
     )
-    return Collected([transitions if n else None], [returns], [[1] * len(returns)], 2, version)
+    return Collected([transitions if n else None], {}, [returns], [[1] * len(returns)], 2, version)
 
 
 def test_records_merge_in_order():

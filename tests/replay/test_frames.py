@@ -127,7 +127,9 @@ class Pipeline:
             reference = self.references[seed].push(obs[seed], *step, next_obs[seed])
             assert len(finished) == len(reference)
             if finished:
-                add_transitions(self.replay, self.store, seed, stacked(finished), operator.itemgetter("obs"))
+                add_transitions(
+                    self.replay, seed, stacked(finished), [(self.store, operator.itemgetter("obs"))]
+                )
                 self.expected[seed].extend(reference)
             self.events.append(
                 (
@@ -220,6 +222,9 @@ def test_reset_stack_registers_consecutive_distinct_frames_once():
     np.testing.assert_array_equal(ids.on_step(0, np.array([[5], [5], [7]], np.uint8), add), [0, 0, 3])
     np.testing.assert_array_equal(ids.on_reset(0, np.array([[1], [2], [1]], np.uint8), add), [4, 5, 6])
     assert store.written[0] == 7
+    np.testing.assert_array_equal(
+        StackIds(1, 1).on_reset(0, np.array([[3]], np.uint8), add), [7]
+    )  # a stack of 1
     np.testing.assert_array_equal(store.gather(ids.ids[None])[0, ..., 0], [[1, 2, 1], [0, 0, 6]])
     store.written[0] = 2**31
     with pytest.raises(OverflowError, match="int32"):

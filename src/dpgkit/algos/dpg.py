@@ -23,6 +23,7 @@ import numpy as np
 
 from dpgkit.algos.base import Agent, register
 from dpgkit.checkpoint import flatten_tree, unflatten_tree
+from dpgkit.collect import FrameEncoder
 from dpgkit.config import DPGConfig, validate
 from dpgkit.driver import NonFiniteError, stack_trees
 from dpgkit.explore import Explorer
@@ -142,6 +143,10 @@ class OnlineDriver:
     def explorer(self) -> OnlineExplorer:
         """The behaviour policy around the learner state."""
         return OnlineExplorer(self.explore_fn, self.explore_keys)
+
+    def frame_encoder(self) -> FrameEncoder:
+        """No framed leaves: DPG's observations are flat vectors."""
+        return FrameEncoder(self.config.actors, {}, {})
 
     @property
     def actor_params(self):

@@ -7,14 +7,17 @@ from typing import NamedTuple, Protocol
 import jax
 import numpy as np
 
+from dpgkit.collect.frames import FrameEncoder
 from dpgkit.collect.local import LocalCollector
 from dpgkit.explore import Explorer
+from dpgkit.replay.framed import NewFrames
 from dpgkit.replay.nstep import NStepWriter
 from dpgkit.trees import entry, stack_leaves
 
 
 class Transitions(NamedTuple):
-    """n-step transitions of one seed stacked on a leading axis; discount = gamma^m (1 - terminated)."""
+    """n-step transitions of one seed stacked on a leading axis; discount = gamma^m (1 - terminated); framed
+    observation leaves are frame ids."""
 
     obs: np.ndarray
     action: np.ndarray
@@ -26,13 +29,16 @@ class Transitions(NamedTuple):
 class Collected(NamedTuple):
     """What EnvActor.collect returns.
 
-    transitions: per seed, the n-step transitions finished (None where there were none); episode_returns and
+    transitions: per seed, the n-step transitions finished (None where there were none); frames: per framed
+    observation leaf and seed, the new frames these steps registered, named by the ids of these and later
+    transitions (each frame shipped once, in order; stored before the transitions); episode_returns and
     episode_lengths: per seed, the episodes that ended; env_steps: steps taken per seed; version: the params
     version acted with; non_finite: "observation" or "reward" when the step after these was not finite (it is
     not in the record, and collection stopped there).
     """
 
     transitions: list[Transitions | None]
+    frames: dict[str, list[NewFrames]]
     episode_returns: list[list[float]]
     episode_lengths: list[list[int]]
     env_steps: int
@@ -74,7 +80,9 @@ class Collector(Protocol):
     """What the loop needs from collection: the in-process EnvActor, or collect/ray.py's RayCollector of Ray
     worker processes.
 
-    Arrays are shaped (seeds, actors, ...); actions are in the actor's units [-1, 1].
+    Arrays are shaped (seeds, actors, ...); actions are in the actor's units [-1, 1]. The explorer acts on the
+    observations as they are; the transitions hold framed leaves as frame ids, from a FrameEncoder given by the
+    driver (continuing its frame stores' ids), and Collected.frames ships each new frame once.
     """
 
     explorer: Explorer
@@ -102,8 +110,9 @@ class Collector(Protocol):
         """What a checkpoint must hold to restart the copies (JSON)."""
         ...
 
-    def load_state(self, state: dict, explore: dict, steps: int) -> None:
-        """Restore from state() and the explorer's arrays; the copies restart their episodes."""
+    def load_state(self, state: dict, explore: dict, steps: int, encoder: FrameEncoder) -> None:
+        """Restore from state() and the explorer's arrays; the copies restart their episodes and frame stacks with
+        encoder (continuing the restored replay's frame ids)."""
         ...
 
     def close(self) -> None:
@@ -115,7 +124,8 @@ class EnvActor:
     """Env copies of every seed in lockstep, their explorer and n-step writers; random actions until
     `warmup_until` env steps per seed, then the explorer's with the params it was last given.
 
-    `rngs` (one host Generator per seed) drive the warm-up actions and the exploration noise.
+    `rngs` (one host Generator per seed) drive the warm-up actions and the exploration noise; `encoder` turns the
+    framed observation leaves of the steps into frame ids before the n-step writers.
     """
 
     def __init__(
@@ -125,8 +135,10 @@ class EnvActor:
         writers: list[NStepWriter],
         rngs: list[np.random.Generator],
         warmup_until: int,
+        encoder: FrameEncoder,
     ):
         self.collector, self.explorer, self.writers, self.rngs = collector, explorer, writers, rngs
+        self.encoder = encoder
         self.warmup_until = warmup_until
         self.steps = 0
         self.params, self.version = None, 0
@@ -150,7 +162,8 @@ class EnvActor:
         return self.explorer.actions(self.params, obs, self.rngs).astype(np.float32)
 
     def collect(self, vector_steps: int) -> Collected:
-        """Step every copy vector_steps times; the n-step writers turn the steps into transitions."""
+        """Step every copy vector_steps times; the n-step writers turn the steps (framed leaves as frame ids) into
+        transitions."""
         seeds = len(self.writers)
         parts: list[list[Transitions]] = [[] for _ in range(seeds)]
         returns: list[list[float]] = [[] for _ in range(seeds)]
@@ -165,13 +178,16 @@ class EnvActor:
             if non_finite:
                 break
             for seed, writer in enumerate(self.writers):
+                seed_obs, seed_next_obs = self.encoder.encode(
+                    seed, reset[seed], entry(obs, seed), entry(result.next_obs, seed)
+                )
                 finished = writer.push(
-                    entry(obs, seed),
+                    seed_obs,
                     actions[seed],
                     result.reward[seed],
                     result.terminated[seed],
                     result.truncated[seed],
-                    entry(result.next_obs, seed),
+                    seed_next_obs,
                 )
                 if finished:
                     parts[seed].append(stack_transitions(finished))
@@ -180,7 +196,7 @@ class EnvActor:
             self.steps += self.collector.actors
             taken += self.collector.actors
         transitions = [concat_transitions(p) for p in parts]
-        return Collected(transitions, returns, lengths, taken, self.version, non_finite)
+        return Collected(transitions, self.encoder.take(), returns, lengths, taken, self.version, non_finite)
 
     def adapt(self, states: np.ndarray) -> None:
         """Let the explorer adapt to the acting params on states shaped (seeds, batch, ...)."""
@@ -194,10 +210,12 @@ class EnvActor:
         """The env copies' RNG states (JSON), to checkpoint; the explorer's arrays are explorer.state()."""
         return self.collector.state()
 
-    def load_state(self, state: dict, explore: dict, steps: int) -> None:
-        """Restore the copies' RNGs and the explorer; every copy restarts its episode, the writers start empty."""
+    def load_state(self, state: dict, explore: dict, steps: int, encoder: FrameEncoder) -> None:
+        """Restore the copies' RNGs and the explorer; every copy restarts its episode and frame stack (encoder),
+        the writers start empty."""
         self.collector.load_state(state)
         self.explorer.load_state(explore)
+        self.encoder = encoder
         self.steps = steps
         for writer in self.writers:
             writer.reset()

@@ -9,6 +9,7 @@ import numpy as np
 from dpgkit.collect.actor import Collected, concat_transitions
 from dpgkit.config import Config
 from dpgkit.explore import actor_sigmas
+from dpgkit.replay.framed import NewFrames
 
 
 class Chunk(NamedTuple):
@@ -39,15 +40,24 @@ class ChunkLedger:
         return sum(w == worker for w, _ in self.last)
 
 
+def merge_frames(parts: list[NewFrames]) -> NewFrames:
+    """One encoder's new frames of a leaf and seed over several records, in order, as one."""
+    return NewFrames(parts[0].first, np.concatenate([p.frames for p in parts]))
+
+
 def merge_collected(records: list[Collected]) -> Collected:
-    """Several records of the same seeds as one, in order: transitions and episodes joined, env steps added, the
-    oldest params version, the first non-finite report."""
+    """Several records of the same seeds, in order, as one: transitions, frames (of one encoder) and episodes
+    joined, env steps added, the oldest params version, the first non-finite report."""
     seeds = len(records[0].transitions)
     return Collected(
         [
             concat_transitions([r.transitions[s] for r in records if r.transitions[s] is not None])
             for s in range(seeds)
         ],
+        {
+            name: [merge_frames([r.frames[name][s] for r in records]) for s in range(seeds)]
+            for name in records[0].frames
+        },
         [[x for r in records for x in r.episode_returns[s]] for s in range(seeds)],
         [[x for r in records for x in r.episode_lengths[s]] for s in range(seeds)],
         sum(r.env_steps for r in records),

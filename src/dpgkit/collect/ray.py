@@ -26,6 +26,7 @@ import numpy as np
 
 from dpgkit.collect.actor import Collected
 from dpgkit.collect.chunks import Chunk, ChunkLedger, chunk_vector_steps, merge_collected, worker_config
+from dpgkit.collect.frames import FrameEncoder
 from dpgkit.collect.worker import CollectWorker
 from dpgkit.config import Config
 from dpgkit.envs import ActionScaler
@@ -179,7 +180,13 @@ class RayCollector:
         actor: ActorNet,
         warmup_until: int,
         action_space: gym.spaces.Box,
+        encoder: FrameEncoder,
     ):
+        if encoder.leaves:
+            raise ValueError(
+                f"the observation's image leaves {sorted(encoder.leaves)} are stored once per frame, with frame ids "
+                "that Ray workers do not share yet: collect 'ray' takes vector observations; use collect 'local'"
+            )
         self.config, self.explorer, self.warmup_until = config, explorer, warmup_until
         self.scaler = ActionScaler(action_space)
         self.started_ray = connect(config)
@@ -295,8 +302,9 @@ class RayCollector:
         """What a checkpoint holds of the collection: the number of workers (env RNGs stay with the workers)."""
         return {"workers": len(self.workers)}
 
-    def load_state(self, state: dict, explore: dict, steps: int) -> None:
-        """Restore the explorer's arrays and the step count (from a Ray or a local run); the workers start anew."""
+    def load_state(self, state: dict, explore: dict, steps: int, encoder: FrameEncoder) -> None:
+        """Restore the explorer's arrays and the step count (from a Ray or a local run); the workers start anew
+        (vector observations: no frame ids to continue)."""
         self.explorer.load_state(explore)
         self.steps = steps
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from dpgkit.collect.actor import Collected, EnvActor
 from dpgkit.collect.chunks import Chunk, chunk_vector_steps, merge_collected, worker_seed
+from dpgkit.collect.frames import FrameEncoder
 from dpgkit.collect.local import LocalCollector
 from dpgkit.collect.numpy_actor import numpy_fits, numpy_policy
 from dpgkit.config import Config
@@ -83,7 +84,8 @@ class CollectWorker:
         explorer = make_explorer(config, self.actor, self.policy, len(seeds), self.actor.head.action_dim)
         writers = [NStepWriter(config.n_step, config.gamma, config.actors) for _ in seeds]
         rngs = [np.random.default_rng(s) for s in seeds]
-        return EnvActor(LocalCollector(self.make_env, seeds, config.actors), explorer, writers, rngs, 0)
+        collector = LocalCollector(self.make_env, seeds, config.actors)
+        return EnvActor(collector, explorer, writers, rngs, 0, FrameEncoder(config.actors, {}, {}))
 
     def collect(self, version: int, params, random: bool) -> Chunk:
         """The next chunk, acting with params (the learner's after `version` updates), or uniformly at random; after

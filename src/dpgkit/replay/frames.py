@@ -15,24 +15,34 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import jax
 import numpy as np
 
 from dpgkit.replay.uniform import ReplayBuffer
 
 ROW_ID = np.int32
+HOLD_COUNT = np.int32
+"""The dtype of FrameStore's hold counts."""
 
 
 class FrameStore:
     """Per seed a ring of `capacity` frames: frame id i (the seed's i-th frame written) lives in slot i % capacity.
 
     held counts, per slot, the stored transitions whose oldest frame is that slot's frame; add refuses to
-    overwrite a held frame.
+    overwrite a held frame, its error ending with `advice`.
     """
 
-    def __init__(self, seeds: int, capacity: int, frame_shape: tuple[int, ...], dtype):
-        self.seeds, self.capacity = seeds, capacity
+    def __init__(
+        self,
+        seeds: int,
+        capacity: int,
+        frame_shape: tuple[int, ...],
+        dtype,
+        advice: str = "raise it (frame_capacity with a smaller min_episode)",
+    ):
+        self.seeds, self.capacity, self.advice = seeds, capacity, advice
         self.frames = np.zeros((seeds, capacity) + tuple(frame_shape), dtype)
-        self.held = np.zeros((seeds, capacity), np.int32)
+        self.held = np.zeros((seeds, capacity), HOLD_COUNT)
         self.written = np.zeros(seeds, np.int64)
 
     def add(self, seed: int, frames: np.ndarray) -> np.ndarray:
@@ -43,8 +53,7 @@ class FrameStore:
             oldest = int(ids[self.held[seed, slots] > 0][0] - self.capacity)
             raise RuntimeError(
                 f"seed {seed}: frame {oldest} would be overwritten while it is the oldest frame of stored "
-                f"transitions; episodes are shorter than the frame capacity {self.capacity} allows: raise it "
-                f"(frame_capacity with a smaller min_episode)"
+                f"transitions; episodes are shorter than the frame capacity {self.capacity} allows: {self.advice}"
             )
         self.frames[seed, slots] = frames
         self.written[seed] += len(frames)
@@ -87,6 +96,12 @@ class FrameStore:
         self.written = np.array(state["written"], np.int64)
 
 
+def store_bytes(seeds: int, capacity: int, frame_shape: tuple[int, ...], dtype) -> int:
+    """Bytes of a FrameStore's rings and hold counts, known before it is made."""
+    frame = math.prod(frame_shape) * np.dtype(dtype).itemsize
+    return seeds * capacity * (frame + np.dtype(HOLD_COUNT).itemsize)
+
+
 def row_ids(ids: np.ndarray) -> np.ndarray:
     """Frame ids as ROW_ID (int32), the dtype of replay rows; refuses ids that do not fit."""
     if ids.max(initial=0) > np.iinfo(ROW_ID).max:
@@ -96,7 +111,7 @@ def row_ids(ids: np.ndarray) -> np.ndarray:
 
 def distinct(stack: np.ndarray) -> np.ndarray:
     """Which frames of a stack differ from the one before (the first always does): (k,) bool."""
-    changed = (stack[1:] != stack[:-1]).reshape(len(stack) - 1, -1).any(axis=1)
+    changed = (stack[1:] != stack[:-1]).any(axis=tuple(range(1, stack.ndim)))
     return np.concatenate([[True], changed])
 
 
@@ -155,20 +170,21 @@ def frame_capacity(
 
 
 def add_transitions(
-    replay: ReplayBuffer, store: FrameStore, seed: int, transitions, obs_ids: Callable
+    replay: ReplayBuffer, seed: int, transitions, held: list[tuple[FrameStore, Callable]]
 ) -> np.ndarray:
-    """Store one seed's transitions of frame ids (at most capacity), holding each one's oldest frame and
-    releasing those of the rows overwritten; returns the rows.
+    """Store one seed's transitions; in each (FrameStore, obs_ids) of held, hold each one's oldest frame and
+    release those of the rows overwritten (then at most capacity transitions at once); returns the rows.
 
-    obs_ids picks the obs ids leaf (..., k) of a transitions pytree, e.g. operator.itemgetter("obs").
+    obs_ids picks a store's obs ids leaf (..., k) of a transitions pytree, e.g. operator.itemgetter("obs").
     """
-    new = obs_ids(transitions)[:, 0]
-    if len(new) > replay.capacity:
-        raise ValueError(f"{len(new)} transitions do not fit a replay of capacity {replay.capacity}")
-    index = replay.written[seed] + np.arange(len(new))
+    count = len(jax.tree_util.tree_leaves(transitions)[0])
+    if held and count > replay.capacity:
+        raise ValueError(f"{count} transitions do not fit a replay of capacity {replay.capacity}")
+    index = replay.written[seed] + np.arange(count)
     overwritten = index[index >= replay.capacity] % replay.capacity
-    store.hold(seed, new, 1)
-    store.hold(seed, obs_ids(replay.storage)[seed, overwritten, 0], -1)
+    for store, obs_ids in held:
+        store.hold(seed, obs_ids(transitions)[:, 0], 1)
+        store.hold(seed, obs_ids(replay.storage)[seed, overwritten, 0], -1)
     return replay.add(seed, transitions)
 
 
