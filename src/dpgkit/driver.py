@@ -21,6 +21,7 @@ import numpy as np
 
 from dpgkit.checkpoint import flatten_tree, unflatten_tree
 from dpgkit.collect import Collected, FrameEncoder
+from dpgkit.collect.chunks import check_frame_window, frame_window
 from dpgkit.config import Config, validate
 from dpgkit.envs import as_network_dtypes, obs_spec
 from dpgkit.explore import Explorer, make_explorer
@@ -186,7 +187,7 @@ class ReplayDriver:
             discount=np.float32(0),
             next_obs=row_obs,
         )
-        sizes = (config.seeds, config.buffer_size, config.n_step, config.actors)
+        sizes = (config.seeds, config.buffer_size, *frame_window(config))
         check_replay_fits(config, example, frame_bytes(self.framed, *sizes))
         obs_example = jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], zeros_like_spec(self.obs))
         pretrained = frozen_params(self.spec.inputs)
@@ -390,6 +391,8 @@ class ReplayDriver:
         self.behaviour = self.queued = (self.acting_actor, self.updates)
         self.learning_from = meta.get("learning_from", self.config.learning_starts)
         if "replay" in arrays:
+            if self.framed:
+                check_frame_window(self.config, meta.get("config", {}))
             self.replay.load_state(arrays["replay"])
             self.frames.load_state(arrays["replay"])
             return

@@ -10,10 +10,11 @@ import pytest
 
 from dpgkit import TD3
 from dpgkit.collect import Collected, Transitions
-from dpgkit.collect.chunks import ChunkLedger, merge_collected, worker_config, worker_seed
+from dpgkit.collect.chunks import ChunkLedger, FrameIdMap, merge_collected, worker_config, worker_seed
 from dpgkit.collect.numpy_actor import numpy_fits, numpy_policy
 from dpgkit.config import TD3Config
 from dpgkit.explore import actor_sigmas
+from dpgkit.replay.framed import NewFrames
 
 
 def test_a_retried_chunk_is_stored_once_and_a_restarted_workers_chunks_are_stored():
@@ -36,6 +37,28 @@ def record(values: list[float], returns: list[float], version: int) -> Collected
         np.zeros((n, 3), np.float32),
     )
     return Collected([transitions if n else None], {}, [returns], [[1] * len(returns)], 2, version)
+
+
+def framed_chunk(first: int, count: int, obs_ids: list[list[int]]) -> Collected:
+    """One seed's chunk of image observations as frame ids (stacks of 2), with `count` new frames from id first."""
+    ids = np.asarray(obs_ids, np.int32)
+    n = len(ids)
+    transitions = Transitions(ids, np.zeros((n, 1)), np.zeros(n), np.ones(n), ids + 1)
+    frames = {"": [NewFrames(first, np.full((count, 4, 4, 1), first, np.uint8))]}
+    return Collected([transitions], frames, [[]], [[]], n, 0)
+
+
+def test_frame_ids_of_two_workers_land_one_chunk_after_the_other():
+    frame_ids = FrameIdMap({"": np.array([10])})
+    a1 = frame_ids.ship((0, 0), framed_chunk(0, 3, [[0, 1]]))
+    b1 = frame_ids.ship((1, 0), framed_chunk(0, 2, [[0, 0]]))
+    a2 = frame_ids.ship((0, 0), framed_chunk(3, 2, [[2, 3], [3, 4]]))  # its first stack began in chunk a1
+    assert [c.frames[""][0].first for c in (a1, b1, a2)] == [10, 13, 15]
+    np.testing.assert_array_equal(a1.transitions[0].obs, [[10, 11]])
+    np.testing.assert_array_equal(b1.transitions[0].next_obs, [[14, 14]])
+    np.testing.assert_array_equal(a2.transitions[0].obs, [[12, 15], [15, 16]])
+    np.testing.assert_array_equal(frame_ids.written[""], [17])
+    assert merge_collected([a1, b1]).frames[""][0].frames.shape == (5, 4, 4, 1)
 
 
 def test_records_merge_in_order():

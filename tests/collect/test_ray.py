@@ -280,3 +280,35 @@ def test_an_address_that_does_not_answer_is_an_error_within_bounded_time(tmp_pat
     assert done.returncode == 1, done.stderr
     assert f"the Ray cluster at '{address}' does not answer" in done.stderr
     assert time.monotonic() - started < 120
+
+
+def test_pixel_frames_from_two_workers_are_stored_once_and_rebuild_their_stacks(ray_session, tmp_path):
+    agent = TD3(
+        "dpgkit/PixelDot-v0",
+        collect="ray",
+        workers=2,
+        frame_stack=2,
+        cnn="8-3-2,8-3-2",
+        learning_starts=10_000,
+        buffer_size=4096,
+        run_dir=str(tmp_path),
+        **SMALL,
+    )
+    with pytest.warns(UserWarning, match="no gradient update"):
+        agent.learn(640)
+    driver = agent.trainer.driver
+    (store,) = driver.frames.stores.values()
+    assert agent.steps <= store.written[0] <= agent.steps * 51 / 50 + 2 * 2  # one frame a step, one per reset
+    rows = driver.replay.size[0]
+    batch = driver.gather(np.arange(rows)[None])
+    assert batch.obs.shape == (1, rows, 2, 16, 16, 1)
+    shifted = batch.next_obs[0, :, 0]  # each stack shifts by one frame
+    np.testing.assert_array_equal(shifted, batch.obs[0, :, 1])
+    assert (batch.next_obs.reshape(rows * 2, -1).max(axis=1) > 0).all()  # every frame shows the dot
+    path = agent.save()
+    agent.close()
+    with pytest.raises(ValueError, match="frame stores .* are sized for collect 'ray' with 2 worker"):
+        TD3.load(path, collect="local")
+    resumed = TD3.load(path)
+    np.testing.assert_array_equal(resumed.trainer.driver.gather(np.arange(rows)[None]).obs, batch.obs)
+    resumed.close()

@@ -7,9 +7,10 @@ from typing import NamedTuple
 import numpy as np
 
 from dpgkit.collect.actor import Collected, concat_transitions
-from dpgkit.config import Config
+from dpgkit.config import COLLECTION_FIELDS, Config
 from dpgkit.explore import actor_sigmas
-from dpgkit.replay.framed import NewFrames
+from dpgkit.replay.framed import NewFrames, named_leaves, replace_leaves
+from dpgkit.replay.frames import row_ids
 
 
 class Chunk(NamedTuple):
@@ -64,6 +65,76 @@ def merge_collected(records: list[Collected]) -> Collected:
         min(r.version for r in records),
         next((r.non_finite for r in records if r.non_finite), None),
     )
+
+
+class FrameIdMap:
+    """Where the frames of each worker process (ids of its own, from 0) land in the replay's frame stores, whose ids
+    continue `written`: per (stream, leaf, seed) the own and the replay id of each chunk's first frame (a chunk's
+    frames are consecutive in both)."""
+
+    def __init__(self, written: dict[str, np.ndarray]):
+        self.written = {name: np.array(ids, np.int64) for name, ids in written.items()}
+        self.starts: dict[tuple, tuple[list[int], list[int]]] = {}
+
+    def ship(self, stream: tuple, collected: Collected) -> Collected:
+        """A chunk's record in the replay's frame ids (after the chunks shipped before it); stream: (worker,
+        incarnation)."""
+        if not self.written:
+            return collected
+        frames = {
+            name: [self.place(stream, name, s, new) for s, new in enumerate(per_seed)]
+            for name, per_seed in collected.frames.items()
+        }
+        transitions = [
+            None
+            if t is None
+            else t._replace(
+                obs=self.replay_ids(stream, s, t.obs), next_obs=self.replay_ids(stream, s, t.next_obs)
+            )
+            for s, t in enumerate(collected.transitions)
+        ]
+        return collected._replace(transitions=transitions, frames=frames)
+
+    def place(self, stream: tuple, name: str, seed: int, new: NewFrames) -> NewFrames:
+        """Give a chunk's new frames of a leaf and seed the next replay ids."""
+        own, replay = self.starts.setdefault((stream, name, seed), ([], []))
+        own.append(new.first)
+        replay.append(int(self.written[name][seed]))
+        self.written[name][seed] += len(new.frames)
+        return NewFrames(replay[-1], new.frames)
+
+    def replay_ids(self, stream: tuple, seed: int, obs):
+        """obs with each framed leaf's own frame ids as replay ids."""
+        leaves = named_leaves(obs)
+        return replace_leaves(
+            obs, {name: self.to_replay(stream, name, seed, leaves[name]) for name in self.written}
+        )
+
+    def to_replay(self, stream: tuple, name: str, seed: int, ids: np.ndarray) -> np.ndarray:
+        """A stream's own frame ids of a leaf and seed as replay ids."""
+        own, replay = (np.asarray(x, np.int64) for x in self.starts[(stream, name, seed)])
+        chunk = np.searchsorted(own, ids, side="right") - 1
+        return row_ids(replay[chunk] + (ids - own[chunk]))
+
+
+def frame_window(config: Config) -> tuple[int, int]:
+    """(steps, copies) the replay's frame stores are sized for (replay.framed.ring_capacity's n_step and actors):
+    locally n_step and actors; on Ray a chunk more (a chunk's frames may be the rows of the worker's next chunk) and
+    every worker's copies."""
+    if config.collect != "ray":
+        return config.n_step, config.actors
+    return config.n_step + chunk_vector_steps(config), config.actors * config.workers
+
+
+def check_frame_window(config: Config, saved: dict) -> None:
+    """Refuse to restore frame stores sized for another collection than config's (saved: a checkpoint's config)."""
+    before = config.replace(**{name: saved[name] for name in COLLECTION_FIELDS if name in saved})
+    if frame_window(before) != frame_window(config):
+        raise ValueError(
+            f"this checkpoint's frame stores (image observations, stored once per frame) are sized for collect "
+            f"{before.collect!r} with {before.workers} worker(s) and chunks of {before.chunk_steps} steps: resume it "
+            "with the same collect, workers and chunk_steps"
+        )
 
 
 def chunk_vector_steps(config: Config) -> int:

@@ -25,7 +25,14 @@ import jax
 import numpy as np
 
 from dpgkit.collect.actor import Collected
-from dpgkit.collect.chunks import Chunk, ChunkLedger, chunk_vector_steps, merge_collected, worker_config
+from dpgkit.collect.chunks import (
+    Chunk,
+    ChunkLedger,
+    FrameIdMap,
+    chunk_vector_steps,
+    merge_collected,
+    worker_config,
+)
 from dpgkit.collect.frames import FrameEncoder
 from dpgkit.collect.worker import CollectWorker
 from dpgkit.config import Config
@@ -182,11 +189,6 @@ class RayCollector:
         action_space: gym.spaces.Box,
         encoder: FrameEncoder,
     ):
-        if encoder.leaves:
-            raise ValueError(
-                f"the observation's image leaves {sorted(encoder.leaves)} are stored once per frame, with frame ids "
-                "that Ray workers do not share yet: collect 'ray' takes vector observations; use collect 'local'"
-            )
         self.config, self.explorer, self.warmup_until = config, explorer, warmup_until
         self.scaler = ActionScaler(action_space)
         self.started_ray = connect(config)
@@ -198,12 +200,13 @@ class RayCollector:
             runtime_env={"env_vars": {"JAX_PLATFORMS": "cpu"}},
         )
         self.workers = [
-            remote.remote(make_env, worker_config(config, i), agent_seeds, i, actor)
+            remote.remote(make_env, worker_config(config, i), agent_seeds, i, actor, encoder.leaves)
             for i in range(config.workers)
         ]
         self.chunk_steps = chunk_vector_steps(config) * config.actors
         self.in_flight: dict = {}
         self.ledger = ChunkLedger()
+        self.frame_ids = FrameIdMap(encoder.written)
         self.stats = WorkerStats(config.workers)
         self.steps = 0
         self.version = 0
@@ -245,7 +248,7 @@ class RayCollector:
                 self.stats.duplicates += 1
                 continue
             self.note(worker, chunk)
-            records.append(chunk.collected)
+            records.append(self.frame_ids.ship(chunk.id[:2], chunk.collected))
             self.steps += chunk.collected.env_steps
         for worker in workers:
             self.issue(worker)
@@ -303,8 +306,9 @@ class RayCollector:
         return {"workers": len(self.workers)}
 
     def load_state(self, state: dict, explore: dict, steps: int, encoder: FrameEncoder) -> None:
-        """Restore the explorer's arrays and the step count (from a Ray or a local run); the workers start anew
-        (vector observations: no frame ids to continue)."""
+        """Restore the explorer's arrays and the step count (from a Ray or a local run), and continue the restored
+        frame stores' ids (encoder's); the workers start anew."""
+        self.frame_ids = FrameIdMap(encoder.written)
         self.explorer.load_state(explore)
         self.steps = steps
 

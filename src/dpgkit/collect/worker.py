@@ -21,6 +21,7 @@ from dpgkit.config import Config
 from dpgkit.explore import make_explorer
 from dpgkit.nets import ActorNet
 from dpgkit.replay import NStepWriter
+from dpgkit.replay.framed import FramedLeaf
 
 
 class WorkerEnvFailure(RuntimeError):
@@ -63,6 +64,7 @@ class CollectWorker:
         agent_seeds: list[int],
         index: int,
         actor: ActorNet,
+        leaves: dict[str, FramedLeaf],
     ):
         self.make_env, self.config, self.agent_seeds, self.index, self.actor = (
             make_env,
@@ -70,6 +72,9 @@ class CollectWorker:
             agent_seeds,
             index,
             actor,
+        )
+        self.encoder = FrameEncoder(
+            config.actors, leaves, {name: np.zeros(len(agent_seeds)) for name in leaves}
         )
         self.policy = acting_function(actor)
         self.incarnation = current_incarnation()
@@ -85,7 +90,7 @@ class CollectWorker:
         writers = [NStepWriter(config.n_step, config.gamma, config.actors) for _ in seeds]
         rngs = [np.random.default_rng(s) for s in seeds]
         collector = LocalCollector(self.make_env, seeds, config.actors)
-        return EnvActor(collector, explorer, writers, rngs, 0, FrameEncoder(config.actors, {}, {}))
+        return EnvActor(collector, explorer, writers, rngs, 0, self.encoder)
 
     def collect(self, version: int, params, random: bool) -> Chunk:
         """The next chunk, acting with params (the learner's after `version` updates), or uniformly at random; after
@@ -123,12 +128,19 @@ class CollectWorker:
         return record
 
     def discard(self) -> None:
-        """Drop the env copies after an exception (closing them as far as they let us); the next ones are new."""
+        """Drop the env copies after an exception (closing them as far as they let us); the next ones are new, and
+        so are their frame stacks (the frames of the failed step, never shipped, are dropped and their ids reused)."""
         if self.env_actor is not None:
             with contextlib.suppress(Exception):
                 self.env_actor.close()
         self.env_actor = None
         self.rebuilds += 1
+        unshipped = self.encoder.take()
+        self.encoder = FrameEncoder(
+            self.config.actors,
+            self.encoder.leaves,
+            {name: np.array([new.first for new in per_seed]) for name, per_seed in unshipped.items()},
+        )
 
     def process(self) -> dict:
         """This worker's process id, incarnation, memory (USS, bytes) and whether it acts with numpy."""
