@@ -17,6 +17,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+import dpgkit.collect.ray as ray_collect
 from dpgkit import D4PG, TD3, cli
 from dpgkit.collect.ray import RayUnavailableError, check_answers
 from dpgkit.logger import read_metrics
@@ -30,6 +31,7 @@ SMALL = {
     "progress": False,
     "chunk_steps": CHUNK,
     "log_every": 256,
+    "worker_cpus": 0.5,
 }
 
 
@@ -172,10 +174,11 @@ def test_a_worker_whose_env_always_raises_is_restarted_then_stops_the_run(ray_se
         run_dir=str(tmp_path),
         **SMALL,
     )
-    with pytest.raises(EnvError, match="Ray worker 0 is dead for good"):
+    with pytest.raises(EnvError) as stop:
         agent.learn()
     err = capfd.readouterr().err
-    assert "2 env exceptions in a row" in err and "lost a call" in err
+    assert "Ray worker 0 is dead for good" in str(stop.value), (str(stop.value), err)
+    assert "2 env exceptions in a row" in err and "lost a call" in err, err
     agent.close()
 
 
@@ -219,6 +222,18 @@ def assert_no_token_in(folder: pathlib.Path) -> None:
         data = path.read_bytes()
         for token in filter(None, tokens):
             assert token.encode() not in data, f"{path} holds the Ray token"
+
+
+def test_workers_that_cannot_start_stop_the_run_with_the_cpus_they_wait_for(
+    ray_session, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(ray_collect, "WAIT_SECONDS", 3.0)
+    agent = TD3(
+        "Pendulum-v1", collect="ray", workers=1, run_dir=str(tmp_path), **(SMALL | {"worker_cpus": 64.0})
+    )
+    with pytest.raises(EnvError, match="each needs 64.0 CPU"):
+        agent.learn(256)
+    agent.close()
 
 
 def test_zero_workers_is_refused(tmp_path, capsys):

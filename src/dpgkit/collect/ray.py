@@ -46,6 +46,9 @@ CONNECT_SECONDS = 20.0
 FORK_WARNING = "os.fork"
 """JAX's warning when a process forks: Ray's fork is followed at once by an exec of its own programs, so it does not
 apply."""
+WAIT_SECONDS = 300.0
+"""How long collect() waits for a chunk from any worker before stopping with an error (a worker starts in a few
+seconds and collects a chunk in well under a minute)."""
 LOST_CALLS = 3
 """Calls of one worker lost in a row (no chunk between) after which it counts as dead for good."""
 
@@ -232,10 +235,21 @@ class RayCollector:
             self.issue(worker)
         records: list[Collected] = []
         while len(records) < chunks:
-            ready, _ = self.ray.wait(list(self.in_flight), num_returns=1)
+            ready, _ = self.ray.wait(list(self.in_flight), num_returns=1, timeout=WAIT_SECONDS)
+            if not ready:
+                raise RayUnavailableError(self.no_chunk())
             records += self.receive(ready)
         ready, _ = self.ray.wait(list(self.in_flight), num_returns=len(self.in_flight), timeout=0)
         return merge_collected(records + self.receive(ready))
+
+    def no_chunk(self) -> str:
+        """Why collect() stopped waiting: no chunk in WAIT_SECONDS, and the CPUs the workers may be waiting for."""
+        free = self.ray.available_resources().get("CPU", 0.0)
+        return (
+            f"no chunk from any of the {len(self.workers)} Ray workers in {WAIT_SECONDS:.0f} s; each needs "
+            f"{self.config.worker_cpus} CPU(s) and the cluster has {free:g} free of "
+            f"{self.ray.cluster_resources().get('CPU', 0.0):g}: lower worker_cpus or workers, or end what holds them"
+        )
 
     def receive(self, refs: list) -> list[Collected]:
         """The new chunks among these finished calls, counted as delivered; their workers get their next calls."""
