@@ -13,6 +13,7 @@ import tyro
 
 from dpgkit.algos import ALGORITHMS, DDPG
 from dpgkit.checkpoint import CheckpointSpaceError
+from dpgkit.collect.ray import RayUnavailableError, WorkerLostError
 from dpgkit.config import Config, ddpg_paper_config
 from dpgkit.envs.spaces import split_env_id
 from dpgkit.envs.wrappers import ensure_headless_rendering
@@ -111,12 +112,13 @@ def train(argv: list[str]) -> None:
 
 
 def finish(agent) -> None:
-    """Save the run and print its final evaluation."""
+    """Save the run, print its final evaluation and close it."""
     path = agent.save()
     returns = np.atleast_2d(agent.evaluate(agent.config.eval_episodes))
     for seed, r in zip(agent.trainer.agent_seeds, returns, strict=True):
         print(f"seed {seed}: evaluation return {r.mean():.1f} ± {r.std():.1f} over {r.size} episodes")
     print(f"saved {path}")
+    agent.close()
 
 
 def resume(argv: list[str]) -> None:
@@ -126,10 +128,21 @@ def resume(argv: list[str]) -> None:
     parser.add_argument(
         "--total-steps", type=int, default=None, help="new total env steps (default: the run's)"
     )
+    parser.add_argument(
+        "--collect",
+        choices=("local", "ray"),
+        default=None,
+        help="where to collect from now on (default: the run's)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="Ray workers from now on (default: the run's)"
+    )
+    parser.add_argument("--ray-address", default=None, help="Ray cluster to join (default: the run's)")
     args = parser.parse_args(argv)
     from dpgkit.algos import Agent
 
-    agent = Agent.load(args.run_dir)
+    collection = {"collect": args.collect, "workers": args.workers, "ray_address": args.ray_address}
+    agent = Agent.load(args.run_dir, **{k: v for k, v in collection.items() if v is not None})
     if args.total_steps is not None and args.total_steps < agent.steps:
         raise ValueError(
             f"{args.run_dir} is already at step {agent.steps}: --total-steps is the run's new total, not the "
@@ -268,6 +281,8 @@ def main(argv: list[str] | None = None) -> None:
         RenderError,
         EnvError,
         CheckpointSpaceError,
+        RayUnavailableError,
+        WorkerLostError,
     ) as error:
         print(f"dpgkit {argv[0]}: error: {error}", file=sys.stderr)
         raise SystemExit(1) from error

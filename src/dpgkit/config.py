@@ -20,7 +20,35 @@ class Config:
     seeds: int = 1
     """Independent agents trained together in one process (learner state vmapped over seeds)."""
     actors: int = 1
-    """Environment copies per seed collecting in parallel, each with its own exploration noise."""
+    """Environment copies per seed collecting in parallel in one process (with collect ray: in each worker), each
+    with its own exploration noise."""
+    collect: Literal["local", "ray"] = "local"
+    """Where the env copies run: local (in this process; deterministic), or ray (`workers` Ray actor processes
+    shipping chunks of n-step transitions to this process's learner and replay; not bit-reproducible)."""
+    workers: int = 4
+    """With collect ray: Ray actor processes collecting, each with `actors` env copies per seed."""
+    ray_address: str = ""
+    """With collect ray: the Ray cluster to join (host:port of its head, or ray://host:port); "": RAY_ADDRESS when
+    set, else a new local cluster. Ray reads the cluster's token itself (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or
+    ~/.ray/auth_token); dpgkit never reads, logs or saves it."""
+    chunk_steps: int = 256
+    """With collect ray: env steps of each seed a worker collects per call (rounded up to whole vector steps of its
+    actors); their n-step transitions travel as one chunk."""
+    param_sync_every: int = 100
+    """With collect ray: learner updates between broadcasts of the acting params (one ray.put each); a worker acts
+    with the newest broadcast from the start of each chunk."""
+    samples_per_insert: float = 0.0
+    """Sampled transitions per inserted env step (of each seed) that the learner keeps to, as Reverb's rate limiter
+    (Acme's D4PG: 32); 0: gradient_steps x batch_size / (train_freq x actors), a learner call every train_freq
+    vector steps, so local and Ray runs learn at the same rate."""
+    worker_cpus: float = 1.0
+    """With collect ray: CPUs Ray reserves for each worker (below 1 packs several workers per core)."""
+    worker_restarts: int = 10
+    """With collect ray: times Ray restarts a worker whose process died (killed, out of memory) or that failed
+    worker_env_failures times in a row (Ray's max_restarts); one more stops the run, naming the worker."""
+    worker_env_failures: int = 3
+    """With collect ray: env exceptions in a row after which a worker ends its process and Ray restarts it; after
+    each one the worker rebuilds its envs and goes on."""
     gamma: float = 0.99
     """Discount factor."""
     tau: float = 0.005
@@ -229,6 +257,19 @@ def ddpg_paper_config() -> DDPGConfig:
     )
 
 
+COLLECTION_FIELDS = (
+    "collect",
+    "workers",
+    "ray_address",
+    "chunk_steps",
+    "param_sync_every",
+    "worker_cpus",
+    "worker_restarts",
+    "worker_env_failures",
+)
+"""Where and how the env copies run: what a checkpoint may resume with changed (a Ray run locally, or back)."""
+
+
 def validate(config: Config) -> None:
     """Raise ValueError naming the first field whose value makes no sense."""
     positive = [
@@ -251,6 +292,11 @@ def validate(config: Config) -> None:
         "log_every",
         "keep_checkpoints",
         "frame_stack",
+        "workers",
+        "chunk_steps",
+        "param_sync_every",
+        "worker_cpus",
+        "worker_env_failures",
     ]
     for name in positive:
         value = getattr(config, name)
@@ -278,6 +324,8 @@ def validate(config: Config) -> None:
         "eval_every",
         "checkpoint_every",
         "checkpoint_seconds",
+        "samples_per_insert",
+        "worker_restarts",
     ]
     for name in non_negative:
         value = getattr(config, name)
@@ -339,6 +387,13 @@ def validate(config: Config) -> None:
     if config.explore not in ("gaussian", "ou", "param", "noisy"):
         raise ValueError(
             f"config.explore must be 'gaussian', 'ou', 'param' or 'noisy', got {config.explore!r}"
+        )
+    if config.collect not in ("local", "ray"):
+        raise ValueError(f"config.collect must be 'local' or 'ray', got {config.collect!r}")
+    if config.collect == "ray" and config.explore == "param":
+        raise ValueError(
+            "config.explore 'param' adapts each seed's perturbation scale on the acting copies, which Ray workers "
+            "do not share: with collect 'ray' explore with 'gaussian', 'ou' or 'noisy'"
         )
 
 

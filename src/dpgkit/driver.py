@@ -21,6 +21,7 @@ import numpy as np
 
 from dpgkit.checkpoint import flatten_tree, unflatten_tree
 from dpgkit.collect import Collected, FrameEncoder
+from dpgkit.collect.chunks import check_frame_window, frame_window
 from dpgkit.config import Config, validate
 from dpgkit.envs import as_network_dtypes, obs_spec
 from dpgkit.explore import Explorer, make_explorer
@@ -29,6 +30,7 @@ from dpgkit.learn.categorical import suggest_support, warmup_support
 from dpgkit.learn.learner import first_q
 from dpgkit.nets import FLAT_INPUTS
 from dpgkit.nets.spec import frozen_params, network_inputs
+from dpgkit.rate import calls_between, steps_per_call
 from dpgkit.replay import FramedReplay, PrioritizedReplay, ReplayBuffer, frame_bytes, framed_leaves, with_ids
 
 VALUE_CHUNK = 1024
@@ -185,7 +187,7 @@ class ReplayDriver:
             discount=np.float32(0),
             next_obs=row_obs,
         )
-        sizes = (config.seeds, config.buffer_size, config.n_step, config.actors)
+        sizes = (config.seeds, config.buffer_size, *frame_window(config))
         check_replay_fits(config, example, frame_bytes(self.framed, *sizes))
         obs_example = jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], zeros_like_spec(self.obs))
         pretrained = frozen_params(self.spec.inputs)
@@ -267,14 +269,17 @@ class ReplayDriver:
         return steps >= self.learning_from
 
     def calls_due(self, steps: int, collected: Collected) -> int:
-        """Learner calls due after a collect, once learning has started: one every train_freq vector steps, or
-        with updates_per_episode that many updates per episode of the first seed that just ended."""
+        """Learner calls due after a collect, once learning has started: those that keep samples per inserted
+        step at its target (rate.py: by default one every train_freq vector steps), or with updates_per_episode
+        that many updates per episode of the first seed that just ended."""
         if not self.learning(steps):
             return 0
         if self.config.updates_per_episode:
             episodes = len(collected.episode_returns[0])
             return episodes * self.config.updates_per_episode // self.config.gradient_steps
-        return int((steps // self.config.actors) % self.config.train_freq == 0)
+        return calls_between(
+            steps - collected.env_steps, steps, self.learning_from, steps_per_call(self.config)
+        )
 
     def frame_encoder(self) -> FrameEncoder:
         """What collection turns framed observation leaves into frame ids with, continuing the frame stores' ids."""
@@ -386,6 +391,8 @@ class ReplayDriver:
         self.behaviour = self.queued = (self.acting_actor, self.updates)
         self.learning_from = meta.get("learning_from", self.config.learning_starts)
         if "replay" in arrays:
+            if self.framed:
+                check_frame_window(self.config, meta.get("config", {}))
             self.replay.load_state(arrays["replay"])
             self.frames.load_state(arrays["replay"])
             return

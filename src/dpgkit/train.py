@@ -21,7 +21,7 @@ from dpgkit.checkpoint import CheckpointSpaceError, claim_run_dir, save_checkpoi
 from dpgkit.collect import Collected, Collector, EnvActor, LocalCollector
 from dpgkit.config import Config
 from dpgkit.driver import NonFiniteError, ReplayDriver, crossed
-from dpgkit.envs import check_action_space, check_observation_space
+from dpgkit.envs import check_action_space, check_observation_space, obs_spec
 from dpgkit.envs.wrappers import observation_wrappers
 from dpgkit.evaluate import Evaluator, discounted_returns_to_go, fully_observed, value_error
 from dpgkit.logger import RunLogger
@@ -101,6 +101,38 @@ class CheckpointClock:
         self.cost = self.last - started
 
 
+def make_collector(
+    config: Config,
+    make_env: Callable[[], gym.Env],
+    driver,
+    agent_seeds: list[int],
+    rngs: list[np.random.Generator],
+    action_space: gym.spaces.Box,
+) -> Collector:
+    """The configured collection: an EnvActor of seeds x actors copies in this process, or Ray workers."""
+    if config.collect == "ray":
+        from dpgkit.collect.ray import RayCollector
+
+        return RayCollector(
+            config,
+            make_env,
+            agent_seeds,
+            driver.explorer(),
+            driver.spec.actor,
+            driver.learning_from,
+            action_space,
+            driver.frame_encoder(),
+        )
+    return EnvActor(
+        LocalCollector(make_env, agent_seeds, config.actors),
+        driver.explorer(),
+        [NStepWriter(config.n_step, config.gamma, config.actors) for _ in agent_seeds],
+        rngs,
+        driver.learning_from,
+        driver.frame_encoder(),
+    )
+
+
 def env_call(where: str, fn: Callable, *args):
     """fn(*args), with an exception from the environment turned into an EnvError saying where it happened."""
     try:
@@ -139,14 +171,10 @@ class Trainer:
         check_observation_space(probe.observation_space)
         self.rngs = [host_rng(s) for s in self.agent_seeds]
         self.driver = driver_class(config, probe, self.agent_seeds, self.rngs, self.stop_message)
+        self.observation_spec = obs_spec(probe.observation_space)
         probe.close()
-        self.env_actor: Collector = EnvActor(
-            LocalCollector(make_env, self.agent_seeds, config.actors),
-            self.driver.explorer(),
-            [NStepWriter(config.n_step, config.gamma, config.actors) for _ in self.agent_seeds],
-            self.rngs,
-            self.driver.learning_from,
-            self.driver.frame_encoder(),
+        self.env_actor = make_collector(
+            config, make_env, self.driver, self.agent_seeds, self.rngs, probe.action_space
         )
         self.env_actor.set_params(*self.driver.acting())
         self.steps = 0
@@ -302,8 +330,10 @@ class Trainer:
                     if log:
                         now = time.perf_counter()
                         sps = (self.steps - last_steps) / max(now - last_time, 1e-9)
-                        values = summarize(stats, sps) | self.env_actor.explorer.log_values(
-                            self.driver.actor_params
+                        values = (
+                            summarize(stats, sps)
+                            | self.env_actor.explorer.log_values(self.driver.actor_params)
+                            | self.env_actor.log_values()
                         )
                         warn_outside_support(values)
                         logger.log(self.steps, values | self.driver.support_log)
@@ -441,6 +471,15 @@ FIELDS_ADDED_LATER = (
     "act_with_target",
     "updates_per_episode",
     "overlap",
+    "collect",
+    "workers",
+    "ray_address",
+    "chunk_steps",
+    "param_sync_every",
+    "samples_per_insert",
+    "worker_cpus",
+    "worker_restarts",
+    "worker_env_failures",
 )
 """Config fields newer than some checkpoints (format 1 has none of them): a checkpoint without one takes its
 default."""

@@ -13,9 +13,9 @@ import jax
 import numpy as np
 
 from dpgkit.checkpoint import CHECKPOINTS_DIR, latest_checkpoint, load_checkpoint, resolve_step_dir
-from dpgkit.config import Config, steps_left, warmup_only
+from dpgkit.config import COLLECTION_FIELDS, Config, steps_left, warmup_only
 from dpgkit.driver import ReplayDriver
-from dpgkit.envs import as_network_dtypes, check_observation, env_factory, obs_spec
+from dpgkit.envs import as_network_dtypes, check_observation, env_factory
 from dpgkit.presets import load_preset
 from dpgkit.train import Trainer, config_from_meta, meta_entry
 
@@ -96,7 +96,7 @@ class Agent:
     @property
     def observation_spec(self):
         """Shape and dtype of one observation: a jax.ShapeDtypeStruct, or a dict of them for a Dict space."""
-        return obs_spec(self.trainer.env_actor.collector.envs.single_observation_space)
+        return self.trainer.observation_spec
 
     def act(self, obs, agent: int = 0) -> np.ndarray:
         """Deterministic action in the env's units for one observation or a batch, in the env's structure (an
@@ -121,13 +121,27 @@ class Agent:
         """Write a resumable checkpoint under path (default: the run dir) and return its folder."""
         return self.trainer.save(self.run_dir if path is None else path)
 
+    def close(self) -> None:
+        """Close the environments (and end the Ray workers of collect 'ray')."""
+        self.trainer.close()
+
     @classmethod
     def load(
-        cls, path: str | pathlib.Path, env: str | gym.Env | Callable[[], gym.Env] | None = None
+        cls,
+        path: str | pathlib.Path,
+        env: str | gym.Env | Callable[[], gym.Env] | None = None,
+        **collection,
     ) -> Agent:
-        """Load a checkpoint (a run dir or a checkpoint folder), ready to act or to continue learning."""
+        """Load a checkpoint (a run dir or a checkpoint folder), ready to act or to continue learning.
+
+        Args:
+            path: the run dir or checkpoint folder.
+            env: the env, needed for a run on a custom env (None: the saved env id).
+            **collection: where to collect from now on, over the saved config (config.COLLECTION_FIELDS), e.g.
+                collect="local" to continue a Ray run in this process.
+        """
         arrays, meta = load_checkpoint(path)
-        return cls.from_checkpoint(arrays, meta, path, env)
+        return cls.from_checkpoint(arrays, meta, path, env, **collection)
 
     @classmethod
     def from_checkpoint(
@@ -136,8 +150,15 @@ class Agent:
         meta: dict,
         path: str | pathlib.Path,
         env: str | gym.Env | Callable[[], gym.Env] | None = None,
+        **collection,
     ) -> Agent:
         """The agent of a checkpoint's arrays and meta read from path; a missing or unknown entry is named."""
+        fixed = sorted(set(collection) - set(COLLECTION_FIELDS))
+        if fixed:
+            raise ValueError(
+                f"a checkpoint resumes with its own {', '.join(fixed)}; only {', '.join(COLLECTION_FIELDS)} "
+                "(where the env copies run) can change"
+            )
         where = f"checkpoint {path}"
         algo = meta_entry(meta, "algo", where)
         if algo not in ALGORITHMS:
@@ -155,7 +176,8 @@ class Agent:
         step_dir = resolve_step_dir(path)
         inside_run = step_dir.parent.name == CHECKPOINTS_DIR
         run_dir = step_dir.parent.parent if inside_run else pathlib.Path(config.run_dir or ".")
-        agent = agent_class(env or config.env, config=dataclasses.replace(config, run_dir=str(run_dir)))
+        config = dataclasses.replace(config, run_dir=str(run_dir), **collection)
+        agent = agent_class(env or config.env, config=config)
         try:
             agent.trainer.restore(arrays, meta)
         except KeyError as error:

@@ -55,6 +55,12 @@ def check_dpg_config(config: DPGConfig) -> None:
         raise ValueError(
             f"config.n_step={config.n_step} is not used by DPG: it learns from each transition as it comes"
         )
+    if config.collect != "local":
+        raise ValueError(
+            f"config.collect={config.collect!r} does not apply to DPG: COPDAC-Q learns online from each transition "
+            "as its own copies collect it, with no replay for Ray workers to fill; use DDPG, TD3 or D4PG for "
+            "collect 'ray'"
+        )
     if config.explore != "gaussian":
         raise ValueError(
             f"config.explore={config.explore!r} is not used by DPG: its exploration is config.behaviour "

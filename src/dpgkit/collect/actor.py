@@ -77,8 +77,8 @@ def concat_transitions(parts: list[Transitions]) -> Transitions | None:
 
 
 class Collector(Protocol):
-    """What the loop needs from collection: today the in-process EnvActor; a collector of Ray actor processes
-    will offer the same.
+    """What the loop needs from collection: the in-process EnvActor, or collect/ray.py's RayCollector of Ray
+    worker processes.
 
     Arrays are shaped (seeds, actors, ...); actions are in the actor's units [-1, 1]. The explorer acts on the
     observations as they are; the transitions hold framed leaves as frame ids, from a FrameEncoder given by the
@@ -94,11 +94,16 @@ class Collector(Protocol):
         ...
 
     def collect(self, vector_steps: int) -> Collected:
-        """Step every copy vector_steps times and return the transitions and episodes."""
+        """Step every copy vector_steps times (Ray: wait for that many chunks) and return the transitions and
+        episodes."""
         ...
 
     def adapt(self, states: np.ndarray) -> None:
         """Let the explorer adapt on replay states."""
+        ...
+
+    def log_values(self) -> dict:
+        """Values of the collection to log for the interval since the last call."""
         ...
 
     def state(self) -> dict:
@@ -196,6 +201,10 @@ class EnvActor:
     def adapt(self, states: np.ndarray) -> None:
         """Let the explorer adapt to the acting params on states shaped (seeds, batch, ...)."""
         self.explorer.adapt(self.params, states, self.rngs)
+
+    def log_values(self) -> dict:
+        """Nothing beyond the loop's own values (returns, steps per second)."""
+        return {}
 
     def state(self) -> dict:
         """The env copies' RNG states (JSON), to checkpoint; the explorer's arrays are explorer.state()."""

@@ -98,9 +98,11 @@ class LocalCollector:
         return {"env_rng": [env.unwrapped.np_random.bit_generator.state for env in self.envs.envs]}
 
     def load_state(self, state: dict) -> None:
-        """Restore each copy's RNG and restart every episode from it (an interrupted episode starts over)."""
-        for env, rng_state in zip(self.envs.envs, state["env_rng"], strict=True):
-            env.unwrapped.np_random.bit_generator.state = rng_state
+        """Restore each copy's RNG and restart every episode from it (an interrupted episode starts over); a Ray
+        run's state holds no RNGs, and the copies keep their own seeds."""
+        if "env_rng" in state:
+            for env, rng_state in zip(self.envs.envs, state["env_rng"], strict=True):
+                env.unwrapped.np_random.bit_generator.state = rng_state
         self.needs_reset[:] = True
         self.running_return[:] = 0.0
         self.running_length[:] = 0
