@@ -261,8 +261,9 @@ class ReplayDriver:
         return self.behaviour if self.config.overlap else (self.acting_actor, self.updates)
 
     def policy(self, obs: np.ndarray) -> np.ndarray:
-        """Deterministic actions in actor units for obs (a pytree) shaped (seeds, copies, ...)."""
-        return np.asarray(self.act_fn(self.acting_actor, as_network_dtypes(obs)))
+        """Deterministic actions in actor units for obs (a pytree in the networks' dtypes, as_network_dtypes) shaped
+        (seeds, copies, ...)."""
+        return np.asarray(self.act_fn(self.acting_actor, obs))
 
     def learning(self, steps: int) -> bool:
         """Whether the random warm-up is over."""

@@ -110,12 +110,6 @@ def leaf_spaces(space: gym.Space, prefix: str = "") -> dict[str, gym.spaces.Box]
     )
 
 
-def is_image(shape: tuple[int, ...], dtype) -> bool:
-    """An observation leaf the CNN torso takes by default: uint8 of shape (..., H, W, C), C in 1..4 (a frame stack
-    adds a leading axis)."""
-    return np.dtype(dtype) == np.uint8 and len(shape) >= 3 and shape[-1] <= 4
-
-
 def obs_spec(space: gym.Space):
     """The observation's structure: one jax.ShapeDtypeStruct for a Box, a dict of them (by leaf name) for a Dict.
 
