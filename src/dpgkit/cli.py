@@ -27,6 +27,7 @@ commands:
   resume RUN_DIR [--total-steps N]                     continue a saved run to its total steps
   eval RUN_DIR [--episodes N] [--video]                deterministic evaluation of a saved run
   plot RUN_DIR... [--out PNG] [--key KEY]              learning curves: mean and spread over seeds
+  drive RUN_DIR [--out drive.mp4]                      drive LaneFollow-v0's test route: meters per disengagement
 """
 
 
@@ -228,6 +229,32 @@ def record_video(agent, out: pathlib.Path) -> pathlib.Path:
     return out
 
 
+def drive(argv: list[str]) -> None:
+    """dpgkit drive RUN_DIR."""
+    parser = argparse.ArgumentParser(
+        prog="dpgkit drive",
+        description="Drive the held-out test route (test mode: a safety driver re-centres the car) with a saved "
+        "run's deterministic policy and print the meters per disengagement.",
+    )
+    parser.add_argument("run_dir", help="run directory (or checkpoint folder)")
+    parser.add_argument("--out", default=None, help="also write the drive to this mp4 (driver view and map)")
+    parser.add_argument("--agent", type=int, default=0, help="which seed of the run drives (index, from 0)")
+    args = parser.parse_args(argv)
+    from dpgkit.algos import Agent
+    from dpgkit.drive import drive_route, route_env, write_video
+
+    agent = Agent.load(args.run_dir)
+    if not 0 <= args.agent < agent.config.seeds:
+        raise ValueError(f"--agent {args.agent}: the run has seeds 0..{agent.config.seeds - 1}")
+    env = route_env(agent.config.env, record=args.out is not None)
+    run = drive_route(lambda obs: agent.act(obs, agent=args.agent), env, record=args.out is not None)
+    env.close()
+    print(f"seed {agent.trainer.agent_seeds[args.agent]} on the test route: {run.summary()}")
+    if args.out is not None:
+        print(f"video: {write_video(run.frames, args.out, env.metadata.get('render_fps', 10))}")
+    agent.close()
+
+
 def plot(argv: list[str]) -> None:
     """dpgkit plot RUN_DIR..."""
     parser = argparse.ArgumentParser(prog="dpgkit plot", description="Plot learning curves of runs.")
@@ -255,7 +282,7 @@ def plot(argv: list[str]) -> None:
     print(f"wrote {out}")
 
 
-COMMANDS = {"train": train, "resume": resume, "eval": evaluate, "plot": plot}
+COMMANDS = {"train": train, "resume": resume, "eval": evaluate, "plot": plot, "drive": drive}
 
 
 def main(argv: list[str] | None = None) -> None:

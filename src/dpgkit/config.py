@@ -156,6 +156,9 @@ class Config:
     """Scale of the exploration noise in actor units [-1, 1]."""
     noise_sigma_max: float = 0.0
     """If > 0, actor i of A explores with noise_sigma * (noise_sigma_max / noise_sigma)^(i / (A - 1)) (Ape-X)."""
+    noise_halving_episodes: int = 0
+    """If > 0, the action noise's scale (gaussian, ou) halves every this many episodes of each env copy:
+    noise_sigma 2^(-e / N) in its episode e + 1 (Kendall et al. 2018: 250); 0: constant."""
     ou_theta: float = 0.15
     """Ornstein-Uhlenbeck rate of mean reversion."""
     ou_dt: float = 1e-2
@@ -311,6 +314,7 @@ def validate(config: Config) -> None:
         "target_noise_clip",
         "noise_sigma",
         "noise_sigma_max",
+        "noise_halving_episodes",
         "priority_alpha",
         "param_noise_sigma",
         "param_adapt_every",
@@ -379,6 +383,11 @@ def validate(config: Config) -> None:
     if config.noise_sigma_max > 0 and not config.noise_sigma > 0:
         raise ValueError(
             "config.noise_sigma must be > 0 to spread the actors' scales up to config.noise_sigma_max"
+        )
+    if config.noise_halving_episodes and config.explore not in ("gaussian", "ou"):
+        raise ValueError(
+            f"config.noise_halving_episodes halves action noise (explore 'gaussian' or 'ou'), not explore "
+            f"{config.explore!r}"
         )
     if config.noisy_resample not in ("episode", "step"):
         raise ValueError(f"config.noisy_resample must be 'episode' or 'step', got {config.noisy_resample!r}")

@@ -453,6 +453,7 @@ def meta_entry(meta: dict, name: str, where: str):
 
 
 FIELDS_ADDED_LATER = (
+    "noise_halving_episodes",
     "network",
     "torsos",
     "cnn",

@@ -141,11 +141,14 @@ def test_ou_state_round_trip_gives_identical_samples():
     np.testing.assert_array_equal(saved["x"], saved_x)
 
 
-def test_gaussian_state_is_empty_and_load_is_harmless():
+def test_gaussian_state_is_the_episode_counts_and_an_old_empty_state_loads():
     noise = make_noise("gaussian", 2, 2, 0.1, 0.15, 1e-2)
     assert isinstance(noise, GaussianNoise)
-    assert noise.state() == {}
+    noise.reset(np.array([True, False]))
+    np.testing.assert_array_equal(noise.state()["episodes"], [1, 0])
+    assert set(noise.state()) == {"episodes"}
     noise.load_state({})
+    np.testing.assert_array_equal(noise.episodes, [0, 0])
     a = noise.sample(np.random.default_rng(10))
     np.testing.assert_array_equal(a, 0.1 * np.random.default_rng(10).standard_normal((2, 2)))
 
@@ -163,3 +166,31 @@ def test_actor_sigmas_spread_geometrically_from_sigma_to_sigma_max():
     np.testing.assert_allclose(actor_sigmas(0.1, 0.8, 4), [0.1, 0.2, 0.4, 0.8], rtol=1e-12)
     np.testing.assert_allclose(actor_sigmas(0.1, 0.0, 3), [0.1, 0.1, 0.1])
     np.testing.assert_allclose(actor_sigmas(0.1, 0.8, 1), [0.1])
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "ou"])
+def test_noise_scale_halves_every_halving_episodes_per_copy(kind):
+    noise = make_noise(kind, 2, 1, 0.4, 0.6, 0.1, halving_episodes=250)
+    for _ in range(251):
+        noise.reset(np.array([True, False]))
+    np.testing.assert_allclose(noise.sigma[:, 0], [0.2, 0.4])
+    for _ in range(35):
+        noise.reset(np.array([False, True]))
+    np.testing.assert_allclose(noise.sigma[1, 0], 0.4 * 2 ** (-34 / 250))
+    restored = make_noise(kind, 2, 1, 0.4, 0.6, 0.1, halving_episodes=250)
+    restored.load_state(noise.state())
+    np.testing.assert_array_equal(restored.sigma, noise.sigma)
+
+
+def test_halved_gaussian_noise_has_the_halved_spread():
+    noise = make_noise("gaussian", 1, 20_000, 1.0, 0.15, 1e-2, halving_episodes=2)
+    for _ in range(5):
+        noise.reset(np.array([True]))
+    assert np.std(noise.sample(np.random.default_rng(0))) == pytest.approx(0.25, rel=0.03)
+
+
+def test_noise_halving_without_action_noise_is_an_error():
+    from dpgkit.config import DDPGConfig, validate
+
+    with pytest.raises(ValueError, match="noise_halving_episodes"):
+        validate(DDPGConfig(explore="param", noise_halving_episodes=10))

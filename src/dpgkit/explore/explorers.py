@@ -60,7 +60,15 @@ class ActionNoiseExplorer(Explorer):
     def __init__(self, config: Config, policy, seeds: int, action_dim: int):
         sigmas = actor_sigmas(config.noise_sigma, config.noise_sigma_max, config.actors)
         self.noises = [
-            make_noise(config.explore, config.actors, action_dim, sigmas, config.ou_theta, config.ou_dt)
+            make_noise(
+                config.explore,
+                config.actors,
+                action_dim,
+                sigmas,
+                config.ou_theta,
+                config.ou_dt,
+                config.noise_halving_episodes,
+            )
             for _ in range(seeds)
         ]
         self.policy = policy

@@ -8,26 +8,36 @@ import numpy as np
 class ActionNoise:
     """Noise of shape (copies, action_dim) drawn from a numpy Generator; reset per copy at episode ends.
 
-    sigma is one scale for every copy, or one scale per copy (a spread of scales across actors).
+    sigma is one scale for every copy, or one scale per copy (a spread of scales across actors). With
+    halving_episodes N > 0, a copy's scale after it began e episodes is sigma 2^(-(e - 1) / N).
     """
 
-    def __init__(self, copies: int, action_dim: int, sigma: float | np.ndarray):
+    def __init__(
+        self, copies: int, action_dim: int, sigma: float | np.ndarray, halving_episodes: int = 0
+    ):
         self.shape = (copies, action_dim)
-        self.sigma = np.broadcast_to(np.asarray(sigma, np.float64).reshape(-1, 1), self.shape).copy()
+        self.base_sigma = np.broadcast_to(np.asarray(sigma, np.float64).reshape(-1, 1), self.shape).copy()
+        self.halving_episodes = halving_episodes
+        self.episodes = np.zeros(copies, np.int64)
+        self.sigma = self.base_sigma.copy()
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         """The next noise for every copy."""
         raise NotImplementedError
 
     def reset(self, done: np.ndarray) -> None:
-        """Restart the process of the copies whose episode ended."""
+        """Count the episodes of the copies that restarted, and halve their scale every halving_episodes."""
+        self.episodes += np.asarray(done, bool)
+        self.sigma = self.base_sigma * halved_scale(self.episodes, self.halving_episodes)[:, None]
 
     def state(self) -> dict[str, np.ndarray]:
-        """Arrays to checkpoint."""
-        return {}
+        """Arrays to checkpoint: the episodes each copy began."""
+        return {"episodes": self.episodes.copy()}
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
-        """Restore from state()."""
+        """Restore from state() (a checkpoint older than the episode count starts it at 0)."""
+        self.episodes = np.array(state.get("episodes", np.zeros_like(self.episodes)), np.int64)
+        self.sigma = self.base_sigma * halved_scale(self.episodes, self.halving_episodes)[:, None]
 
 
 class GaussianNoise(ActionNoise):
@@ -42,9 +52,16 @@ class OrnsteinUhlenbeckNoise(ActionNoise):
     """x <- x + theta (mu - x) dt + sigma sqrt(dt) N(0, I) (Uhlenbeck and Ornstein 1930; Lillicrap et al. 2015)."""
 
     def __init__(
-        self, copies: int, action_dim: int, sigma, theta: float = 0.15, dt: float = 1e-2, mu: float = 0.0
+        self,
+        copies: int,
+        action_dim: int,
+        sigma,
+        theta: float = 0.15,
+        dt: float = 1e-2,
+        mu: float = 0.0,
+        halving_episodes: int = 0,
     ):
-        super().__init__(copies, action_dim, sigma)
+        super().__init__(copies, action_dim, sigma, halving_episodes)
         self.theta, self.dt, self.mu = theta, dt, mu
         self.x = np.full(self.shape, mu, np.float64)
 
@@ -59,14 +76,16 @@ class OrnsteinUhlenbeckNoise(ActionNoise):
 
     def reset(self, done: np.ndarray) -> None:
         """Put the finished copies back at mu."""
+        super().reset(done)
         self.x[np.asarray(done, bool)] = self.mu
 
     def state(self) -> dict[str, np.ndarray]:
-        """The process values."""
-        return {"x": self.x.copy()}
+        """The process values and the episode counts."""
+        return super().state() | {"x": self.x.copy()}
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
-        """Restore the process values."""
+        """Restore the process values and the episode counts."""
+        super().load_state(state)
         self.x = np.array(state["x"], np.float64)
 
 
@@ -78,10 +97,19 @@ def actor_sigmas(sigma: float, sigma_max: float, actors: int) -> np.ndarray:
     return sigma * (sigma_max / sigma) ** (np.arange(actors) / (actors - 1))
 
 
-def make_noise(kind: str, copies: int, action_dim: int, sigma, theta: float, dt: float) -> ActionNoise:
+def halved_scale(episodes: np.ndarray, halving_episodes: int) -> np.ndarray:
+    """2^(-(e - 1) / N) for copies that began e >= 1 episodes (1 before the first, and for N = 0: no halving)."""
+    if not halving_episodes:
+        return np.ones(episodes.shape)
+    return 0.5 ** (np.maximum(episodes - 1, 0) / halving_episodes)
+
+
+def make_noise(
+    kind: str, copies: int, action_dim: int, sigma, theta: float, dt: float, halving_episodes: int = 0
+) -> ActionNoise:
     """The configured noise process."""
     if kind == "gaussian":
-        return GaussianNoise(copies, action_dim, sigma)
+        return GaussianNoise(copies, action_dim, sigma, halving_episodes)
     if kind == "ou":
-        return OrnsteinUhlenbeckNoise(copies, action_dim, sigma, theta, dt)
+        return OrnsteinUhlenbeckNoise(copies, action_dim, sigma, theta, dt, halving_episodes=halving_episodes)
     raise ValueError(f"unknown exploration noise {kind!r}; choose 'gaussian' or 'ou'")

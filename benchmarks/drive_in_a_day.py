@@ -1,0 +1,312 @@
+"""Kendall et al. (2018), "Learning to Drive in a Day", Table I, in simulation on LaneFollow-v0.
+
+Agents: Random (uniform actions), Zero (action [0, 0]: steering 0, constant speed), DDPG from pixels and DDPG from
+a VAE-pretrained encoder (frozen; pretrained on five random-policy episodes of the same seed, as the paper), both
+with the env's DDPG preset (presets.toml: the paper's settings). Every learning agent is tested on the held-out
+250 m route in test mode after each training episode (the safety driver re-centres the car and counts a
+disengagement), up to --episodes episodes; a seed stops early once it has passed episode 35 with a test without
+disengagement. Each seed is its own process-local run (episodes are per seed: updates_per_episode follows the
+first seed of a run).
+
+Each finished seed's rows go to benchmarks/results/drive_in_a_day_<agent>_seed<S>.csv (episode, training
+distance, training seconds, test distance and disengagements after that episode); a seed with committed rows is
+not run again. Writes a summary JSON with the command (per seed: episodes, training meters and seconds until the
+first test with at most one disengagement and until the first with none, the tests at episodes 11 and 35;
+seconds per training episode) and a plot of test meters per disengagement against training episodes with the
+paper's points.
+
+    python benchmarks/drive_in_a_day.py --out benchmarks/out/drive
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dpgkit.drive import drive_route, route_env
+
+ENV = "LaneFollow-v0"
+AGENTS = ("random", "zero", "pixels", "vae")
+PAPER = {
+    "random": {"m_per_disengagement": 7.35, "disengagements": 34},
+    "zero": {"m_per_disengagement": 22.7, "disengagements": 11},
+    "pixels": {
+        "episodes": 35,
+        "train_m": 298.8,
+        "minutes": 37,
+        "m_per_disengagement": 143.2,
+        "disengagements": 1,
+    },
+    "vae": {"episodes": 11, "train_m": 195.5, "minutes": 15, "disengagements": 0},
+}
+"""Kendall et al. 2018, Table I (250 m route)."""
+FIELDS = (
+    "episode",
+    "train_distance",
+    "train_seconds",
+    "test_distance",
+    "disengagements",
+    "m_per_disengagement",
+)
+CHECKPOINT_EPISODES = (11, 35)
+
+
+def baseline_rows(agent: str, seed: int) -> list[dict]:
+    """One test drive of the random or zero policy (episode 0: nothing is trained)."""
+    env = route_env(ENV)
+    rng = np.random.default_rng(seed)
+    env.action_space.seed(seed)
+    act = (
+        (lambda obs: env.action_space.sample())
+        if agent == "random"
+        else (lambda obs: np.zeros(2, np.float32))
+    )
+    env.reset(seed=int(rng.integers(2**31)))
+    run = drive_route(act, env)
+    env.close()
+    return [row(0, 0.0, 0.0, run)]
+
+
+def row(episode: int, train_distance: float, train_seconds: float, run) -> dict:
+    """A result row of one test drive after `episode` training episodes."""
+    return {
+        "episode": episode,
+        "train_distance": round(train_distance, 3),
+        "train_seconds": round(train_seconds, 3),
+        "test_distance": round(run.distance, 3),
+        "disengagements": run.disengagements,
+        "m_per_disengagement": round(run.meters_per_disengagement, 3),
+    }
+
+
+def pretrained_encoder(out: Path, seed: int) -> tuple[Path, float]:
+    """The VAE of this seed (five random-policy episodes), trained unless already in out; and its seconds."""
+    from dpgkit.nets.vae import pretrain_vae
+
+    path = out / f"vae_seed{seed}.npz"
+    started = time.perf_counter()
+    if not path.is_file():
+        pretrain_vae(ENV, episodes=5, out=path, seed=seed, progress=False)
+    return path, time.perf_counter() - started
+
+
+def learning_rows(agent: str, seed: int, out: Path, episodes: int) -> list[dict]:
+    """Train DDPG (pixels, or from the seed's VAE) episode by episode, testing on the route after each."""
+    from dpgkit.algos import DDPG
+    from dpgkit.train import new_stats
+
+    run_dir = out / f"{agent}_seed{seed}"
+    config = DDPG.default_config(ENV).replace(
+        seed=seed, run_dir=str(run_dir), progress=False, eval_every=0, checkpoint_seconds=0.0
+    )
+    if agent == "vae":
+        path, seconds = pretrained_encoder(out, seed)
+        print(f"  VAE of seed {seed}: {path} ({seconds:.0f} s)", flush=True)
+        config = config.replace(encoder=f"vae:{path}")
+    ddpg = DDPG(ENV, config=config)
+    trainer, stats = ddpg.trainer, new_stats(1)
+    test_env = route_env(ENV)
+    rows, train_seconds, clean_after_35 = [], 0.0, False
+    while len(rows) < episodes and not clean_after_35:
+        started = time.perf_counter()
+        while len(stats["returns"][0]) == len(rows):
+            trainer.iteration(stats)
+        trainer.driver.check_losses(stats)
+        train_seconds += time.perf_counter() - started
+        run = drive_route(ddpg.act, test_env)
+        rows.append(row(len(rows) + 1, float(np.sum(stats["returns"][0])), train_seconds, run))
+        clean_after_35 = rows[-1]["disengagements"] == 0 and len(rows) >= CHECKPOINT_EPISODES[-1]
+        print(f"  {agent} seed {seed} episode {len(rows)}: {run.summary()}", flush=True)
+    test_env.close()
+    ddpg.close()
+    return rows
+
+
+def first_reaching(rows: list[dict], most_disengagements: int) -> dict | None:
+    """Episodes, training meters and seconds until the first test with at most this many disengagements."""
+    for r in rows:
+        if r["episode"] and r["disengagements"] <= most_disengagements:
+            return {k: r[k] for k in ("episode", "train_distance", "train_seconds")}
+    return None
+
+
+def at_episode(rows: list[dict], episode: int) -> dict | None:
+    """The test after `episode` training episodes (None if the seed did not train that long)."""
+    for r in rows:
+        if r["episode"] == episode:
+            return {k: r[k] for k in ("test_distance", "disengagements", "m_per_disengagement")}
+    return None
+
+
+def episodes_until(rows: list[dict], most_disengagements: int) -> float:
+    """Training episodes until the first test with at most this many disengagements (inf: never)."""
+    reached = first_reaching(rows, most_disengagements)
+    return reached["episode"] if reached else float("inf")
+
+
+def targets(results: dict[str, dict[int, list[dict]]]) -> dict:
+    """The issue's targets: pixels at most one disengagement within 35 episodes on >= 3 of 5 seeds; the VAE
+    without disengagement within 11 episodes (median), in no more episodes than pixels on the same seeds."""
+    pixels, vae = results.get("pixels", {}), results.get("vae", {})
+    within_35 = [s for s, rows in pixels.items() if episodes_until(rows, 1) <= 35]
+    vae_clean = {s: episodes_until(rows, 0) for s, rows in vae.items()}
+    both = sorted(set(pixels) & set(vae))
+    return {
+        "pixels_seeds_at_most_one_within_35": within_35,
+        "pixels_target_met": len(within_35) >= 3,
+        "vae_episodes_to_no_disengagement": vae_clean,
+        "vae_median_episodes_to_no_disengagement": float(np.median(list(vae_clean.values())))
+        if vae
+        else None,
+        "vae_target_met": bool(vae) and float(np.median(list(vae_clean.values()))) <= 11,
+        "vae_not_slower_than_pixels_on_seeds": {
+            s: vae_clean[s] <= episodes_until(pixels[s], 0) for s in both
+        },
+    }
+
+
+def seed_summary(rows: list[dict]) -> dict:
+    """What Table I reports for one seed."""
+    trained = [r for r in rows if r["episode"]]
+    if not trained:
+        return {k: rows[0][k] for k in ("test_distance", "disengagements", "m_per_disengagement")}
+    seconds = trained[-1]["train_seconds"] / len(trained)
+    return {
+        "episodes_run": len(trained),
+        "at_most_one_disengagement": first_reaching(rows, 1),
+        "no_disengagement": first_reaching(rows, 0),
+        **{f"episode_{e}": at_episode(rows, e) for e in CHECKPOINT_EPISODES},
+        "seconds_per_training_episode": round(seconds, 2),
+    }
+
+
+def read_rows(path: Path) -> list[dict]:
+    """Rows of a committed CSV, typed."""
+    with path.open() as f:
+        return [
+            {k: (int(v) if k in ("episode", "disengagements") else float(v)) for k, v in r.items()}
+            for r in csv.DictReader(f)
+        ]
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    """Write a seed's rows (atomic: a killed run leaves no partial CSV)."""
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+
+
+def plot(results: dict[str, dict[int, list[dict]]], out: Path) -> Path:
+    """Test meters per disengagement against training episodes, per seed, with the paper's points."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 5))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    colors = {"pixels": "tab:blue", "vae": "tab:orange", "random": "tab:gray", "zero": "tab:green"}
+    labels = {"pixels": "DDPG from pixels", "vae": "DDPG from the VAE", "random": "Random", "zero": "Zero"}
+    for agent in ("pixels", "vae"):
+        for i, rows in enumerate(results.get(agent, {}).values()):
+            x = [r["episode"] for r in rows]
+            ax.plot(
+                x,
+                [r["m_per_disengagement"] for r in rows],
+                color=colors[agent],
+                alpha=0.6,
+                label=labels[agent] if i == 0 else None,
+            )
+    for agent in ("random", "zero"):
+        values = [rows[0]["m_per_disengagement"] for rows in results.get(agent, {}).values()]
+        if values:
+            ax.axhline(np.mean(values), color=colors[agent], linestyle=":", label=f"{labels[agent]} (mean)")
+    ax.scatter(
+        [35],
+        [143.2],
+        color=colors["pixels"],
+        marker="*",
+        s=200,
+        edgecolor="k",
+        zorder=5,
+        label="paper: pixels, 35 episodes",
+    )
+    ax.scatter(
+        [11],
+        [250.0],
+        color=colors["vae"],
+        marker="*",
+        s=200,
+        edgecolor="k",
+        zorder=5,
+        label="paper: VAE, 11 episodes (no disengagement)",
+    )
+    for agent, color in (("random", "tab:gray"), ("zero", "tab:green")):
+        ax.axhline(
+            PAPER[agent]["m_per_disengagement"],
+            color=color,
+            linestyle="--",
+            alpha=0.5,
+            label=f"paper: {labels[agent]}",
+        )
+    ax.set(
+        xlabel="training episodes",
+        ylabel="test meters per disengagement (250 m route)",
+        yscale="log",
+        title="LaneFollow-v0: Kendall et al. 2018, Table I",
+    )
+    ax.legend(fontsize=7)
+    fig.savefig(out, dpi=120)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="benchmarks/out/drive")
+    parser.add_argument("--results", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--episodes", type=int, default=100, help="cap of training episodes per seed")
+    parser.add_argument("--only", nargs="*", choices=AGENTS, default=list(AGENTS))
+    args = parser.parse_args()
+    out, results_dir = Path(args.out), Path(args.results)
+    out.mkdir(parents=True, exist_ok=True)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    results: dict[str, dict[int, list[dict]]] = {}
+    for agent in AGENTS:
+        for seed in range(args.seeds):
+            path = results_dir / f"drive_in_a_day_{agent}_seed{seed}.csv"
+            if not path.is_file() and agent in args.only:
+                print(f"{agent} seed {seed}", flush=True)
+                rows = (
+                    baseline_rows(agent, seed)
+                    if agent in ("random", "zero")
+                    else learning_rows(agent, seed, out, args.episodes)
+                )
+                write_rows(path, rows)
+            if path.is_file():
+                results.setdefault(agent, {})[seed] = read_rows(path)
+    summary = {
+        "command": shlex.join([sys.executable, *sys.argv]),
+        "wall_seconds_this_call": round(time.perf_counter() - started, 1),
+        "paper": PAPER,
+        "targets": targets(results),
+        "agents": {a: {s: seed_summary(rows) for s, rows in seeds.items()} for a, seeds in results.items()},
+    }
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    (results_dir / f"drive_in_a_day_summary_{stamp}.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps(summary["agents"], indent=1))
+    print(f"plot: {plot(results, results_dir / 'drive_in_a_day.png')}")
+
+
+if __name__ == "__main__":
+    main()
