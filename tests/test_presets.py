@@ -35,6 +35,8 @@ INT_FIELDS = {
     "eval_every",
     "atoms",
     "n_step",
+    "updates_per_episode",
+    "noise_halving_episodes",
 }
 FLOAT_FIELDS = {
     "gamma",
@@ -48,11 +50,21 @@ FLOAT_FIELDS = {
     "target_noise_clip",
     "v_min",
     "v_max",
+    "ou_dt",
+    "max_grad_norm",
 }
+CHOICES = {"explore": ("gaussian", "ou"), "replay": ("uniform", "prioritized"), "cnn": ("nature", "small")}
+BOOL_FIELDS = {"shared_encoder"}
 
 
 def test_preset_fields_match_config_names():
-    assert presets.PRESET_FIELDS == INT_FIELDS | FLOAT_FIELDS | {"hidden", "explore", "source"}
+    import dataclasses
+
+    from dpgkit.config import Config
+
+    expected = INT_FIELDS | FLOAT_FIELDS | BOOL_FIELDS | set(CHOICES) | {"hidden", "source"}
+    assert presets.PRESET_FIELDS == expected
+    assert expected - {"source"} <= {f.name for f in dataclasses.fields(Config)}
 
 
 @pytest.mark.parametrize("algo", ALGOS)
@@ -80,8 +92,19 @@ def test_all_fields_known_and_typed():
                 elif field == "hidden":
                     assert isinstance(value, tuple) and value, where
                     assert all(type(h) is int and h > 0 for h in value), where
+                elif field in BOOL_FIELDS:
+                    assert type(value) is bool, where
                 else:
-                    assert field == "explore" and value in ("gaussian", "ou"), where
+                    assert value in CHOICES[field], where
+
+
+def test_lanefollow_presets_hold_the_papers_settings():
+    for algo in ("ddpg", "td3", "d4pg"):
+        values = presets.load_preset(algo, "LaneFollow-v0")
+        assert values["gamma"] == 0.9 and values["ou_theta"] == 0.6 and values["noise_sigma"] == 0.4
+        assert values["updates_per_episode"] == 250 and values["batch_size"] == 64
+        assert values["max_grad_norm"] == 0.005 and values["hidden"] == (8,) and values["cnn"] == "small"
+        assert values["noise_halving_episodes"] == 250 and values["shared_encoder"] is True
 
 
 @pytest.mark.parametrize("algo", ALGOS)

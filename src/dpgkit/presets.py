@@ -25,6 +25,8 @@ _INT_FIELDS = frozenset(
         "eval_every",
         "atoms",
         "n_step",
+        "updates_per_episode",
+        "noise_halving_episodes",
     }
 )
 _FLOAT_FIELDS = frozenset(
@@ -40,11 +42,20 @@ _FLOAT_FIELDS = frozenset(
         "target_noise_clip",
         "v_min",
         "v_max",
+        "ou_dt",
+        "max_grad_norm",
     }
 )
-_EXPLORE_KINDS = ("gaussian", "ou", "param", "noisy")
+_CHOICE_FIELDS = {
+    "explore": ("gaussian", "ou", "param", "noisy"),
+    "replay": ("uniform", "prioritized"),
+    "cnn": ("nature", "small"),
+}
+_BOOL_FIELDS = frozenset({"shared_encoder"})
 
-PRESET_FIELDS: frozenset[str] = _INT_FIELDS | _FLOAT_FIELDS | {"hidden", "explore", "source"}
+PRESET_FIELDS: frozenset[str] = (
+    _INT_FIELDS | _FLOAT_FIELDS | _BOOL_FIELDS | set(_CHOICE_FIELDS) | {"hidden", "source"}
+)
 
 _PRESETS_FILE = "presets.toml"
 
@@ -76,9 +87,13 @@ def _check_field(algo: str, env_id: str, field: str, value: Any) -> Any:
         if not isinstance(value, list) or not value or not all(_is_int(h) and h > 0 for h in value):
             raise PresetError(f"{where}: expected a non-empty list of positive ints, got {value!r}")
         return tuple(value)
-    if field == "explore":
-        if value not in _EXPLORE_KINDS:
-            raise PresetError(f"{where}: expected one of {_EXPLORE_KINDS}, got {value!r}")
+    if field in _BOOL_FIELDS:
+        if not isinstance(value, bool):
+            raise PresetError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if field in _CHOICE_FIELDS:
+        if value not in _CHOICE_FIELDS[field]:
+            raise PresetError(f"{where}: expected one of {_CHOICE_FIELDS[field]}, got {value!r}")
         return value
     # field == "source"
     if not isinstance(value, str):
