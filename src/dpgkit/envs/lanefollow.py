@@ -154,9 +154,11 @@ def random_curvature(rng: np.random.Generator, length: float, spacing: float = R
     """A curvature profile of at least length metres: a short straight, then random segments, ramped."""
     count = math.ceil(length / spacing) + 1
     parts = [np.zeros(int(rng.uniform(*FIRST_STRAIGHT) / spacing))]
-    while sum(len(p) for p in parts) < count:
+    total = len(parts[0])
+    while total < count:
         kind = SEGMENT_KINDS[rng.choice(len(SEGMENT_KINDS), p=SEGMENT_WEIGHTS)]
         parts.append(segment_curvature(rng, kind, int(rng.uniform(*SEGMENT_LENGTH) / spacing)))
+        total += len(parts[-1])
     return smooth(np.concatenate(parts)[:count], int(TRANSITION_LENGTH / spacing))
 
 
@@ -296,9 +298,9 @@ def make_camera(size: int) -> Camera:
         ground_rows=rows,
         depth=depth[rows],
         depth_step=step,
-        lateral=-ray[rows, None] * xn[None, :],
-        half_pixel=0.5 * ray[rows] / focal,
-        fog=1.0 - np.exp(-depth[rows] / FOG_DISTANCE),
+        lateral=(-ray[rows, None] * xn[None, :]).astype(np.float32),
+        half_pixel=(0.5 * ray[rows] / focal).astype(np.float32),
+        fog=(1.0 - np.exp(-depth[rows] / FOG_DISTANCE)).astype(np.float32),
         horizon=0.5 * size - focal * math.tan(CAMERA_PITCH),
     )
 
@@ -313,12 +315,39 @@ def fog_color(road: Road) -> np.ndarray:
     return lit(road, 0.6 * np.asarray(road.sky_color) + 0.4 * np.array([220.0, 220.0, 220.0]))
 
 
-def background(road: Road, camera: Camera) -> np.ndarray:
-    """The (size, size, 3) float32 image of sky above the horizon and fog below, before the ground is drawn."""
+@dataclass(frozen=True, eq=False)
+class Paint:
+    """A road's look precomputed for the renderer: sky image, lit colours and texture shading tables."""
+
+    sky: np.ndarray
+    colors: np.ndarray
+    road_shade: np.ndarray
+    verge_shade: np.ndarray
+
+
+def sky_image(road: Road, camera: Camera) -> np.ndarray:
+    """The (size, size, 3) uint8 image of sky above the horizon and fog below, before the ground is drawn."""
     rows = np.arange(camera.size) + 0.5
     up = np.clip((camera.horizon - rows) / max(camera.horizon, 1.0), 0.0, 1.0)[:, None]
     sky = fog_color(road) * (1.0 - up) + lit(road, road.sky_color) * up
-    return np.broadcast_to(sky[:, None, :], (camera.size, camera.size, 3)).astype(np.float32)
+    return np.broadcast_to(
+        np.clip(sky, 0, 255).astype(np.uint8)[:, None, :], (camera.size, camera.size, 3)
+    ).copy()
+
+
+def paint_road(road: Road, camera: Camera) -> Paint:
+    """The Paint of a road: colours (verge, road, marking, fog) as rows, shades of noise and verge stripes."""
+    lateral = (np.arange(road.texture.shape[1]) + 0.5) * TEXTURE_CELL[1]
+    stripes = road.stripe_amp * np.sign(np.sin(lateral * (2.0 * math.pi / road.stripe_period)))
+    colors = [lit(road, c) for c in (road.verge_color, road.road_color, road.marking_color)] + [
+        fog_color(road)
+    ]
+    return Paint(
+        sky=sky_image(road, camera),
+        colors=np.stack(colors).astype(np.float32),
+        road_shade=(1.0 + road.road_texture * road.texture).astype(np.float32),
+        verge_shade=(1.0 + road.verge_texture * road.texture + stripes).astype(np.float32),
+    )
 
 
 def band_overlap(a: np.ndarray, half_pixel: np.ndarray, centre: float, half_band: float) -> np.ndarray:
@@ -353,14 +382,11 @@ def centre_ahead(road: Road, camera: Camera, x: float, y: float, heading: float,
     arc = np.arange(start, end + 1) * road.spacing
     centre = np.interp(camera.depth, forward, left)
     centre = np.where(camera.depth <= forward[-1], centre, 1e6)
-    return (
-        centre,
-        np.maximum(np.interp(camera.depth, forward, angle), 0.05),
-        np.interp(camera.depth, forward, arc),
-    )
+    cos_angle = np.maximum(np.interp(camera.depth, forward, angle), 0.05)
+    return centre.astype(np.float32), cos_angle.astype(np.float32), np.interp(camera.depth, forward, arc)
 
 
-def driver_view(road: Road, camera: Camera, sky: np.ndarray, x: float, y: float, heading: float, index: int):
+def driver_view(road: Road, camera: Camera, paint: Paint, x: float, y: float, heading: float, index: int):
     """The (size, size, 3) uint8 forward view of a car at (x, y, heading) near centre-line sample index."""
     centre, cos_angle, arc = centre_ahead(road, camera, x, y, heading, index)
     offset = (camera.lateral - centre[:, None]) * cos_angle[:, None]
@@ -368,24 +394,26 @@ def driver_view(road: Road, camera: Camera, sky: np.ndarray, x: float, y: float,
     p = (camera.half_pixel * cos_angle)[:, None]
     half_width, m = 0.5 * road.width, 0.5 * road.marking_width
     surface = band_overlap(a, p, 0.0, half_width + road.shoulder)
-    lines = (
-        band_overlap(a, p, half_width - m, m)
-        + band_overlap(a, p, 0.0, m) * dash_cover(road, arc, camera.depth_step)[:, None]
-    )
-    cell_s, cell_d = TEXTURE_CELL
+    dashes = dash_cover(road, arc, camera.depth_step).astype(np.float32)[:, None]
+    lines = np.minimum(band_overlap(a, p, half_width - m, m) + band_overlap(a, p, 0.0, m) * dashes, 1.0)
     rows, cols = road.texture.shape
-    noise = road.texture[
-        (arc // cell_s).astype(np.intp)[:, None] % rows, (offset // cell_d).astype(np.intp) % cols
-    ]
-    stripes = road.stripe_amp * np.sign(np.sin(offset * (2.0 * math.pi / road.stripe_period)))
-    verge = (1.0 + road.verge_texture * noise + stripes)[..., None] * lit(road, road.verge_color)
-    paved = (1.0 + road.road_texture * noise)[..., None] * lit(road, road.road_color)
-    ground = verge + (paved - verge) * surface[..., None]
-    ground += (lit(road, road.marking_color) - ground) * np.minimum(lines, 1.0)[..., None]
-    ground += (fog_color(road) - ground) * camera.fog[:, None, None]
-    image = sky.copy()
-    image[camera.ground_rows] = ground
-    return np.clip(image, 0.0, 255.0).astype(np.uint8)
+    cell = (
+        (arc // TEXTURE_CELL[0]).astype(np.intp)[:, None] % rows,
+        (offset // TEXTURE_CELL[1]).astype(np.intp) % cols,
+    )
+    clear = (1.0 - camera.fog)[:, None] * (1.0 - lines)
+    weights = np.stack(
+        [
+            clear * (1.0 - surface) * paint.verge_shade[cell],
+            clear * surface * paint.road_shade[cell],
+            (1.0 - camera.fog)[:, None] * lines,
+            np.broadcast_to(camera.fog[:, None], a.shape),
+        ],
+        -1,
+    )
+    image = paint.sky.copy()
+    image[camera.ground_rows] = np.clip(weights @ paint.colors, 0.0, 255.0).astype(np.uint8)
+    return image
 
 
 def top_down(road: Road, path: np.ndarray, disengaged: np.ndarray, size: int) -> np.ndarray:
@@ -452,7 +480,7 @@ class LaneFollowEnv(gym.Env):
         )
         self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
         self.road: Road | None = None
-        self.sky = None
+        self.paint: Paint | None = None
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -463,16 +491,23 @@ class LaneFollowEnv(gym.Env):
         else:
             road_seed = seed if seed is not None else int(self.np_random.integers(2**31 - 1))
             self.road = generate_road(train_road_seed(road_seed), self.route_length)
-        self.sky = background(self.road, self.camera)
+        self.paint = paint_road(self.road, self.camera)
         self.steps, self.disengagements = 0, 0
         self.path, self.disengaged = [], []
-        self.set_pose(*pose_on_road(self.road, 0.0), speed=INITIAL_SPEED, steering=0.0)
+        self.place_car(*pose_on_road(self.road, 0.0), speed=INITIAL_SPEED, steering=0.0)
         return self.observation(), self.info()
 
     def set_pose(
         self, x: float, y: float, heading: float, speed: float | None = None, steering: float | None = None
     ):
         """Put the car at (x, y, heading) (speed and steering fraction kept when None); returns the observation."""
+        self.place_car(x, y, heading, speed, steering)
+        return self.observation()
+
+    def place_car(
+        self, x: float, y: float, heading: float, speed: float | None = None, steering: float | None = None
+    ) -> None:
+        """Put the car at (x, y, heading), speed and steering fraction kept when None, and project it."""
         self.x, self.y, self.heading = float(x), float(y), float(heading)
         self.speed = self.speed if speed is None else float(speed)
         self.steering = self.steering if steering is None else float(steering)
@@ -480,7 +515,6 @@ class LaneFollowEnv(gym.Env):
             self.road, self.x, self.y, self.heading
         )
         self.path.append((self.x, self.y))
-        return self.observation()
 
     def step(self, action):
         action = np.clip(np.asarray(action, np.float64), -1.0, 1.0)
@@ -514,7 +548,9 @@ class LaneFollowEnv(gym.Env):
     def observation(self) -> dict:
         """The driver view, measured speed and steering fraction."""
         return {
-            "image": driver_view(self.road, self.camera, self.sky, self.x, self.y, self.heading, self.index),
+            "image": driver_view(
+                self.road, self.camera, self.paint, self.x, self.y, self.heading, self.index
+            ),
             "speed": np.array([self.speed], np.float32),
             "steering": np.array([self.steering], np.float32),
         }
