@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import time
@@ -43,17 +44,23 @@ def drive(env: gym.Env, policy, seed: int) -> dict:
     }
 
 
-def steps_per_second(steps: int, image_size: int) -> float:
-    """Env steps per second in train mode with uniform random actions, resets included."""
+def steps_per_second(steps: int, image_size: int) -> dict:
+    """Env steps per wall-clock and per CPU second in train mode with uniform random actions, resets included
+    (the CPU figure is the one-core speed on a shared machine)."""
     env = gym.make("LaneFollow-v0", image_size=image_size, mode="train")
     env.reset(seed=0)
     env.action_space.seed(0)
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
         _, _, terminated, truncated, _ = env.step(env.action_space.sample())
         if terminated or truncated:
             env.reset()
-    return steps / (time.perf_counter() - start)
+    return {
+        "wall": steps / (time.perf_counter() - wall),
+        "cpu": steps / (time.process_time() - cpu),
+        "load_average_1min": os.getloadavg()[0],
+        "cpu_count": os.cpu_count(),
+    }
 
 
 def main() -> None:
@@ -82,7 +89,7 @@ def main() -> None:
         "steps_per_second": {
             "image_size": args.image_size,
             "steps": args.timing_steps,
-            "value": steps_per_second(args.timing_steps, args.image_size),
+            **steps_per_second(args.timing_steps, args.image_size),
         },
     }
     RESULTS.mkdir(exist_ok=True)
@@ -93,7 +100,8 @@ def main() -> None:
         f"({disengagements} in {distance:.0f} m over {args.seeds} seeds)\n"
         f"zero:   {zero_run['meters_per_disengagement']:.1f} m/disengagement "
         f"({zero_run['disengagements']} in {zero_run['distance']:.0f} m)\n"
-        f"speed:  {report['steps_per_second']['value']:.0f} env steps/s at {args.image_size}x{args.image_size}\n"
+        f"speed:  {report['steps_per_second']['wall']:.0f} env steps/s wall, {report['steps_per_second']['cpu']:.0f} "
+        f"per CPU second at {args.image_size}x{args.image_size} (load {report['steps_per_second']['load_average_1min']:.1f})\n"
         f"written {RESULTS / name}"
     )
 
