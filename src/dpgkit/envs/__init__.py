@@ -1,6 +1,7 @@
 """Environments: creation from ids, space checks, action scaling and observation wrappers; importing registers
-the LQR instances and the probes."""
+the LQR instances, the probes and LaneFollow-v0."""
 
+from dpgkit.envs.lanefollow import LaneFollowEnv, meters_per_disengagement, register_lanefollow
 from dpgkit.envs.lqr import LQR, LQREnv, register_envs
 from dpgkit.envs.probes import DictProbeEnv, MatrixProbeEnv, PixelDotEnv, register_probes
 from dpgkit.envs.spaces import (
@@ -28,6 +29,7 @@ __all__ = [
     "ActionScaler",
     "DictProbeEnv",
     "LQREnv",
+    "LaneFollowEnv",
     "MatrixProbeEnv",
     "PixelDotEnv",
     "PixelObservation",
@@ -40,9 +42,11 @@ __all__ = [
     "env_factory",
     "flat_obs",
     "make_pixel_env",
+    "meters_per_disengagement",
     "obs_spec",
     "split_env",
 ]
 
 register_envs()
 register_probes()
+register_lanefollow()
