@@ -83,7 +83,7 @@ def uss_bytes() -> int:
 class CollectWorker:
     """A worker: chunks of chunk_steps env steps of each seed, from env copies seeded by (agent seed, worker,
     incarnation, rebuild); config is the worker's own (chunks.worker_config). It pulls the newest params from the
-    board when it starts (also when Ray restarts it), and a call's broadcast when that is newer."""
+    board when it starts (also when Ray restarts it), and a call's broadcast when its version differs."""
 
     def __init__(
         self,
@@ -124,8 +124,8 @@ class CollectWorker:
 
     def collect(self, version: int, params: list, random: bool) -> Chunk:
         """The next chunk, acting with params ([object ref] of the learner's after `version` updates, fetched only
-        when the worker holds another version), or uniformly at random; after a WorkerEnvFailure, the end of this process instead
-        (the call fails with a RayActorError)."""
+        when the worker holds another version), or uniformly at random; after a WorkerEnvFailure, the end of this
+        process instead (the call fails with a RayActorError)."""
         if self.failures >= self.config.worker_env_failures:
             os._exit(1)
         if version != self.version:
