@@ -126,7 +126,7 @@ def serialisation_round_trip(args, run_dir: Path, rounds: int = 200) -> float:
         args.env, collect="ray", workers=1, chunk_steps=args.chunk, progress=False, run_dir=str(run_dir)
     )
     collector = agent.trainer.env_actor
-    chunk = ray.get(collector.workers[0].collect.remote(0, collector.broadcast[1], True))
+    chunk = ray.get(collector.workers[0].collect.remote(*collector.broadcast, True))
     start = time.perf_counter()
     for _ in range(rounds):
         ray.get(ray.put(chunk))
@@ -155,7 +155,7 @@ def worker_memory(args, run_dir: Path) -> dict:
         )
         collector = agent.trainer.env_actor
         for _ in range(3):
-            ray.get(collector.workers[0].collect.remote(0, collector.broadcast[1], False))
+            ray.get(collector.workers[0].collect.remote(*collector.broadcast, False))
         info = ray.get(collector.workers[0].process.remote())
         memory[name] = info["uss"] / MIB
         assert info["numpy_policy"] == (not change)

@@ -303,7 +303,10 @@ def test_train_piped_prints_plain_progress_lines(tmp_path, capsys):
     shown = [line.split()[1] for line in lines]
     assert {f"{s}/300" for s in range(30, 301, 30)} <= set(shown)  # every tenth (and every 30 s, if slow)
     assert shown == sorted(set(shown), key=lambda x: int(x.split("/")[0]))
-    assert re.fullmatch(r"train 300/300 \(100%\) \d+ steps/s eval -?\d+\.\d elapsed \d:\d\d:\d\d", lines[-1])
+    assert re.fullmatch(
+        r"train 300/300 \(100%\) \d+ steps/s \d+\.\d updates/s replay 300 eval -?\d+\.\d elapsed \d:\d\d:\d\d",
+        lines[-1],
+    )
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,9 @@ import numpy as np
 
 from dpgkit.progress import TrainingProgress, format_elapsed, plain_line_due
 
-LINE = re.compile(r"^train (\d+)/100 \((\d+)%\) \d+ steps/s eval (\S+) elapsed \d+:\d\d:\d\d$")
+LINE = re.compile(
+    r"^train (\d+)/100 \((\d+)%\) \d+ steps/s (\d+\.\d) updates/s replay (\d+) eval (\S+) elapsed \d+:\d\d:\d\d$"
+)
 
 
 class FakeTerminal(io.StringIO):
@@ -20,10 +22,11 @@ class FakeTerminal(io.StringIO):
 
 
 def run_progress(stream, enabled=True) -> None:
-    """Report 100 steps one by one, with an evaluation from step 50 on."""
+    """Report 100 steps one by one, two updates per step from step 20 on and a replay of every step, with an
+    evaluation from step 50 on."""
     with TrainingProgress(100, 0, enabled=enabled, stream=stream) as progress:
         for step in range(1, 101):
-            progress.update(step, np.array([-150.0 if step >= 50 else np.nan]))
+            progress.update(step, np.array([-150.0 if step >= 50 else np.nan]), 2 * max(step - 20, 0), step)
 
 
 def test_not_a_terminal_gets_a_plain_line_every_tenth_of_the_run():
@@ -34,22 +37,34 @@ def test_not_a_terminal_gets_a_plain_line_every_tenth_of_the_run():
     assert all(matches), lines
     assert [int(m.group(1)) for m in matches] == list(range(10, 101, 10))
     assert [int(m.group(2)) for m in matches] == list(range(10, 101, 10))
-    assert [m.group(3) for m in matches] == ["-"] * 4 + ["-150.0"] * 6
+    assert [int(m.group(4)) for m in matches] == list(range(10, 101, 10))
+    assert [m.group(5) for m in matches] == ["-"] * 4 + ["-150.0"] * 6
 
 
 def test_a_stopped_run_ends_with_a_line_at_its_last_step():
     stream = io.StringIO()
     with TrainingProgress(100, 0, stream=stream) as progress:
         for step in range(1, 16):
-            progress.update(step, np.array([np.nan]))
+            progress.update(step, np.array([np.nan]), 0, step)
     assert [LINE.match(line).group(1) for line in stream.getvalue().splitlines()] == ["10", "15"]
 
 
-def test_a_terminal_gets_the_bar_and_no_plain_lines():
+def test_a_terminal_gets_the_bar_and_no_plain_lines(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "120")  # rich shortens every column to fit a narrower one
     stream = FakeTerminal()
     run_progress(stream)
     assert not any(LINE.match(line) for line in stream.getvalue().splitlines())
     assert "100/100" in stream.getvalue()
+    assert "upd/s replay 100 eval -150.0" in stream.getvalue()
+
+
+def test_updates_per_second_count_from_the_learners_count_at_the_start():
+    stream = io.StringIO()
+    with TrainingProgress(100, 50, updates=400, stream=stream) as progress:
+        progress.start_time -= 10.0  # ten seconds in
+        progress.update(100, np.array([np.nan]), 450, 5000)
+    match = LINE.match(stream.getvalue().splitlines()[0])
+    assert match and (match.group(3), match.group(4)) == ("5.0", "5000")
 
 
 def test_disabled_progress_prints_nothing():

@@ -255,6 +255,11 @@ class ReplayDriver:
         """The learner's current actor params (stacked over seeds)."""
         return self.state.actor
 
+    @property
+    def replay_size(self) -> int:
+        """Transitions stored per seed (the fewest over seeds)."""
+        return int(self.replay.size.min())
+
     def acting(self) -> tuple:
         """(host copy of the actor, version) to act with: the newest, or with overlap the one of the call
         before the last (already computed while the last one runs)."""
@@ -287,11 +292,14 @@ class ReplayDriver:
         return FrameEncoder(self.config.actors, self.framed, self.frames.written())
 
     def store(self, collected: Collected, steps: int) -> None:
-        """Write the new frames to the frame stores, then add each seed's transitions to its part of the replay."""
+        """Write the new frames to the frame stores, then add each seed's transitions to its part of the replay (a
+        prioritized one at their initial priorities where the record has them, else at its max priority)."""
         self.frames.add_frames(collected.frames)
         for seed, transitions in enumerate(collected.transitions):
             if transitions is not None:
-                self.frames.add_transitions(self.replay, seed, Batch(*transitions))
+                rows = self.frames.add_transitions(self.replay, seed, Batch(*transitions))
+                if collected.priorities is not None and isinstance(self.replay, PrioritizedReplay):
+                    self.replay.set_priorities(seed, rows, collected.priorities[seed])
 
     def gather(self, indices: np.ndarray) -> Batch:
         """The replay's transitions at indices (seeds, count), framed leaves rebuilt as their stacks."""

@@ -34,12 +34,15 @@ def format_elapsed(seconds: float) -> str:
     return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
 
-def plain_line(steps: int, total: int, sps: float, last_eval: np.ndarray, elapsed: float) -> str:
-    """One progress line: steps/total, steps per second, the last evaluation and the time elapsed."""
+def plain_line(
+    steps: int, total: int, sps: float, ups: float, replay: int, last_eval: np.ndarray, elapsed: float
+) -> str:
+    """One progress line: steps/total, env steps and learner updates per second, the replay's size, the last
+    evaluation and the time elapsed."""
     percent = 100 * steps // max(total, 1)
     return (
-        f"train {steps}/{total} ({percent}%) {sps:.0f} steps/s eval {shown_eval(last_eval)} "
-        f"elapsed {format_elapsed(elapsed)}"
+        f"train {steps}/{total} ({percent}%) {sps:.0f} steps/s {ups:.1f} updates/s replay {replay} "
+        f"eval {shown_eval(last_eval)} elapsed {format_elapsed(elapsed)}"
     )
 
 
@@ -51,7 +54,8 @@ def plain_line_due(steps: int, line_steps: int, span: int, now: float, line_time
 
 
 class TrainingProgress:
-    """Context manager showing env steps, steps per second and the last evaluation while training.
+    """Context manager showing env steps, env steps and learner updates per second, the replay's size (transitions
+    per seed) and the last evaluation while training; `updates` is the learner's count at the start.
 
     On a terminal it is a rich progress bar, refreshed a few times per second; on any other stream it prints a
     plain line every tenth of the call's steps or every 30 s, whichever comes first, and one at the end.
@@ -61,6 +65,7 @@ class TrainingProgress:
         self,
         total: int,
         completed: int,
+        updates: int = 0,
         enabled: bool = True,
         interval: float = 0.25,
         stream: TextIO | None = None,
@@ -72,18 +77,21 @@ class TrainingProgress:
         self.start_steps, self.start_time = completed, time.perf_counter()
         self.line_steps, self.line_time = completed, self.start_time
         self.steps, self.last_eval = completed, np.full(1, np.nan)
+        self.start_updates, self.updates, self.replay = updates, updates, 0
         self.progress = Progress(
             TextColumn("[bold]train"),
-            BarColumn(),
+            BarColumn(bar_width=None),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[sps]} steps/s"),
+            TextColumn("{task.fields[sps]} steps/s {task.fields[ups]} upd/s replay {task.fields[replay]}"),
             TextColumn("eval {task.fields[eval]}"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=Console(file=self.stream),
             disable=not enabled or self.plain,
         )
-        self.task = self.progress.add_task("train", total=total, completed=completed, sps="-", eval="-")
+        self.task = self.progress.add_task(
+            "train", total=total, completed=completed, sps="-", ups="-", replay="-", eval="-"
+        )
 
     def __enter__(self) -> Self:
         self.progress.__enter__()
@@ -100,24 +108,42 @@ class TrainingProgress:
         """Mean env steps per second since the start."""
         return (self.steps - self.start_steps) / max(now - self.start_time, 1e-9)
 
+    def ups(self, now: float) -> float:
+        """Mean learner updates per second since the start."""
+        return (self.updates - self.start_updates) / max(now - self.start_time, 1e-9)
+
     def write_line(self, now: float) -> None:
         """Print one plain progress line and remember when."""
-        line = plain_line(self.steps, self.total, self.sps(now), self.last_eval, now - self.start_time)
+        line = plain_line(
+            self.steps,
+            self.total,
+            self.sps(now),
+            self.ups(now),
+            self.replay,
+            self.last_eval,
+            now - self.start_time,
+        )
         print(line, file=self.stream, flush=True)
         self.line_steps, self.line_time = self.steps, now
 
     def refresh_bar(self, now: float) -> None:
-        """Show the latest steps, steps per second and evaluation on the bar."""
+        """Show the latest steps, steps and updates per second, replay size and evaluation on the bar."""
         self.progress.update(
-            self.task, completed=self.steps, sps=f"{self.sps(now):.0f}", eval=shown_eval(self.last_eval)
+            self.task,
+            completed=self.steps,
+            sps=f"{self.sps(now):.0f}",
+            ups=f"{self.ups(now):.0f}",
+            replay=self.replay,
+            eval=shown_eval(self.last_eval),
         )
 
-    def update(self, steps: int, last_eval: np.ndarray) -> None:
-        """Show the step count, the mean SPS since the start, and the last evaluation's mean return."""
+    def update(self, steps: int, last_eval: np.ndarray, updates: int, replay: int) -> None:
+        """Show the step count, the mean env steps and learner updates per second since the start, the replay's
+        size and the last evaluation's mean return."""
         if not self.enabled:
             return
         now = time.perf_counter()
-        self.steps, self.last_eval = steps, last_eval
+        self.steps, self.last_eval, self.updates, self.replay = steps, last_eval, updates, replay
         if self.plain:
             if plain_line_due(steps, self.line_steps, self.total - self.start_steps, now, self.line_time):
                 self.write_line(now)

@@ -307,7 +307,7 @@ class Trainer:
         try:
             with (
                 StopSignals() as stop,
-                TrainingProgress(target, self.steps, enabled=config.progress) as progress,
+                TrainingProgress(target, self.steps, self.updates, config.progress) as progress,
             ):
                 while self.steps < target:
                     before = self.steps
@@ -355,7 +355,7 @@ class Trainer:
                         raise TrainingInterrupted(
                             f"{name} at env step {self.steps}: {self.resume_hint(path)}"
                         )
-                    progress.update(self.steps, self.last_eval)
+                    progress.update(self.steps, self.last_eval, self.updates, self.driver.replay_size)
         finally:
             logger.close()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -20,6 +21,8 @@ import pytest
 import dpgkit.collect.ray as ray_collect
 from dpgkit import D4PG, TD3, cli
 from dpgkit.collect.ray import RayUnavailableError, check_answers
+from dpgkit.collect.worker import CollectWorker, ParamBoard
+from dpgkit.config import TD3Config
 from dpgkit.logger import read_metrics
 from dpgkit.train import EnvError
 
@@ -126,7 +129,7 @@ def test_a_killed_worker_comes_back_and_its_later_chunks_are_stored(ray_session,
     collector = agent.trainer.env_actor
     pid = ray_session.get(collector.workers[0].process.remote())["pid"]
     agent.learn(512)
-    acted_before = int(collector.stats.acted[0])
+    acted_before, broadcast_before = int(collector.stats.acted[0]), collector.broadcast[0]
     killer = threading.Timer(0.2, os.kill, (pid, signal.SIGKILL))
     killer.start()
     while agent.steps < 20_000 and not later_chunks(collector, 0) >= 2:
@@ -136,9 +139,35 @@ def test_a_killed_worker_comes_back_and_its_later_chunks_are_stored(ray_session,
     assert later_chunks(collector, 0) >= 2  # chunks of the restarted process were stored
     assert collector.stats.acted[0] >= acted_before  # it caught up with the params by itself
     assert agent.trainer.driver.replay.written[0] == agent.steps == stored_chunks(collector) * CHUNK
-    assert "worker 0 is back after a restart" in capfd.readouterr().err
+    back = re.search(
+        r"worker 0 is back after a restart \(1 so far\), acting with params version (\d+)",
+        capfd.readouterr().err,
+    )
+    assert (
+        back and int(back.group(1)) >= broadcast_before
+    )  # its first chunk acted with the newest params or newer
     agent.close()
     assert read_metrics(tmp_path)["ray/restarts"][0][1][-1] == 1.0
+
+
+def test_a_restarted_worker_pulls_the_newest_params_in_its_constructor(ray_session):
+    board = ray_session.remote(ParamBoard).options(num_cpus=0).remote()
+    actor = TD3("Pendulum-v1", hidden=(8,), progress=False).trainer.driver.spec.actor
+    remote = ray_session.remote(CollectWorker).options(num_cpus=0.5, max_restarts=1, max_task_retries=0)
+    worker = remote.remote(lambda: gym.make("Pendulum-v1"), TD3Config(), [0], 0, actor, {}, board)
+    assert ray_session.get(worker.process.remote())["version"] == -1  # nothing broadcast yet
+    ray_session.get(board.post.remote(7, [ray_session.put({"version": 7})]))
+    os.kill(ray_session.get(worker.process.remote())["pid"], signal.SIGKILL)
+    restarted, deadline = {}, time.monotonic() + 60.0
+    while time.monotonic() < deadline:
+        try:
+            restarted = ray_session.get(worker.process.remote())
+            break
+        except ray_session.exceptions.RayActorError:
+            time.sleep(0.2)
+    assert restarted["incarnation"] != 0 and restarted["version"] == 7, restarted
+    ray_session.kill(worker)
+    ray_session.kill(board)
 
 
 def test_an_env_that_raises_inside_a_worker_is_rebuilt_and_the_run_finishes(ray_session, tmp_path, capfd):

@@ -116,6 +116,8 @@ class OnlineDriver:
 
     newest_only = ()
     learning_from = 0
+    replay_size = 0
+    """Transitions stored per seed: none, it learns from each as it comes."""
     check = staticmethod(check_dpg_config)
 
     def __init__(self, config: DPGConfig, probe, agent_seeds, rngs, stop_message):

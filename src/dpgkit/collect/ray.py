@@ -34,7 +34,7 @@ from dpgkit.collect.chunks import (
     worker_config,
 )
 from dpgkit.collect.frames import FrameEncoder
-from dpgkit.collect.worker import CollectWorker
+from dpgkit.collect.worker import CollectWorker, ParamBoard
 from dpgkit.config import Config
 from dpgkit.envs import ActionScaler
 from dpgkit.explore import Explorer
@@ -202,8 +202,11 @@ class RayCollector:
             max_task_retries=0,
             runtime_env={"env_vars": {"JAX_PLATFORMS": "cpu"}},
         )
+        self.board = self.ray.remote(ParamBoard).options(num_cpus=0).remote()
         self.workers = [
-            remote.remote(make_env, worker_config(config, i), agent_seeds, i, actor, encoder.leaves)
+            remote.remote(
+                make_env, worker_config(config, i), agent_seeds, i, actor, encoder.leaves, self.board
+            )
             for i in range(config.workers)
         ]
         self.chunk_steps = chunk_vector_steps(config) * config.actors
@@ -216,10 +219,12 @@ class RayCollector:
         self.broadcast: tuple | None = None
 
     def set_params(self, params, version: int) -> None:
-        """Act with these params from the workers' next chunks: one ray.put per param_sync_every updates."""
+        """Act with these params from the workers' next chunks: one ray.put per param_sync_every updates, posted on
+        the board (where a restarted worker pulls it) and sent with the next calls."""
         self.version = version
         if self.broadcast is None or version - self.broadcast[0] >= self.config.param_sync_every:
-            self.broadcast = (version, self.ray.put(jax.device_get(params)))
+            self.broadcast = (version, [self.ray.put(jax.device_get(params))])
+            self.board.post.remote(*self.broadcast)
 
     def issue(self, worker: int) -> None:
         """Start a worker's next chunk with the newest broadcast; random actions while the steps delivered and in
@@ -321,14 +326,15 @@ class RayCollector:
 
     def load_state(self, state: dict, explore: dict, steps: int, encoder: FrameEncoder) -> None:
         """Restore the explorer's arrays and the step count (from a Ray or a local run), and continue the restored
-        frame stores' ids (encoder's); the workers start anew."""
+        frame stores' ids (encoder's); the workers start anew, and act with the next set_params' broadcast."""
         self.frame_ids = FrameIdMap(encoder.written)
+        self.broadcast = None
         self.explorer.load_state(explore)
         self.steps = steps
 
     def close(self) -> None:
-        """End the workers (and the Ray session, if this collector started it)."""
-        for worker in self.workers:
+        """End the workers and the board (and the Ray session, if this collector started it)."""
+        for worker in [*self.workers, self.board]:
             self.ray.kill(worker)
         self.in_flight.clear()
         if self.started_ray:

@@ -1,6 +1,6 @@
 """One Ray worker's collection: an EnvActor of `actors` copies per seed with its own noise scales, acting with the
-params of each call, shipping chunks of n-step transitions; an env exception rebuilds its envs, and the chunk goes
-on. Runs inside a Ray actor process (collect/ray.py makes the actor)."""
+newest params it has pulled, shipping chunks of n-step transitions; an env exception rebuilds its envs, and the
+chunk goes on. Runs inside a Ray actor process (collect/ray.py makes the actor and the ParamBoard)."""
 
 from __future__ import annotations
 
@@ -37,6 +37,33 @@ def current_incarnation() -> int:
     return int.from_bytes(os.urandom(8), "little") >> 1
 
 
+class ParamBoard:
+    """The newest params broadcast, as (version, [object ref]) (the list keeps Ray from fetching the params), for
+    a worker to pull in its constructor: a worker that Ray restarts catches up by itself."""
+
+    def __init__(self):
+        self.newest: tuple[int, list] | None = None
+
+    def post(self, version: int, params: list) -> None:
+        """Hold this broadcast as the newest."""
+        self.newest = (version, params)
+
+    def read(self) -> tuple[int, list] | None:
+        """The newest broadcast, or None before the first."""
+        return self.newest
+
+
+def pull(board) -> tuple[int, object]:
+    """(version, params) of the newest broadcast on a ParamBoard; (-1, None) before the first."""
+    import ray
+
+    newest = ray.get(board.read.remote())
+    if newest is None:
+        return -1, None
+    version, (params,) = newest
+    return version, ray.get(params)
+
+
 def acting_function(actor: ActorNet) -> Callable:
     """The policy over (seeds, copies): numpy for the plain MLP actor, else the jitted flax actor (JAX on CPU)."""
     if numpy_fits(actor):
@@ -55,7 +82,8 @@ def uss_bytes() -> int:
 
 class CollectWorker:
     """A worker: chunks of chunk_steps env steps of each seed, from env copies seeded by (agent seed, worker,
-    incarnation, rebuild); config is the worker's own (chunks.worker_config)."""
+    incarnation, rebuild); config is the worker's own (chunks.worker_config). It pulls the newest params from the
+    board when it starts (also when Ray restarts it), and a call's broadcast when its version differs."""
 
     def __init__(
         self,
@@ -65,6 +93,7 @@ class CollectWorker:
         index: int,
         actor: ActorNet,
         leaves: dict[str, FramedLeaf],
+        board,
     ):
         self.make_env, self.config, self.agent_seeds, self.index, self.actor = (
             make_env,
@@ -81,6 +110,7 @@ class CollectWorker:
         self.vector_steps = chunk_vector_steps(config)
         self.sequence, self.rebuilds, self.failures = 0, 0, 0
         self.env_actor: EnvActor | None = None
+        self.version, self.params = pull(board)
 
     def build(self) -> EnvActor:
         """Fresh env copies, explorer and n-step writers, seeded by this worker's incarnation and rebuild count."""
@@ -92,27 +122,32 @@ class CollectWorker:
         collector = LocalCollector(self.make_env, seeds, config.actors)
         return EnvActor(collector, explorer, writers, rngs, 0, self.encoder)
 
-    def collect(self, version: int, params, random: bool) -> Chunk:
-        """The next chunk, acting with params (the learner's after `version` updates), or uniformly at random; after
-        a WorkerEnvFailure, the end of this process instead (the call fails with a RayActorError)."""
+    def collect(self, version: int, params: list, random: bool) -> Chunk:
+        """The next chunk, acting with params ([object ref] of the learner's after `version` updates, fetched only
+        when the worker holds another version), or uniformly at random; after a WorkerEnvFailure, the end of this
+        process instead (the call fails with a RayActorError)."""
         if self.failures >= self.config.worker_env_failures:
             os._exit(1)
+        if version != self.version:
+            import ray
+
+            self.version, self.params = version, ray.get(params[0])
         records: list[Collected] = []
         errors: list[str] = []
         while len(records) < self.vector_steps and not (records and records[-1].non_finite):
-            record = self.attempt(version, params, random, errors)
+            record = self.attempt(random, errors)
             if record is not None:
                 records.append(record)
         self.sequence += 1
         return Chunk((self.index, self.incarnation, self.sequence), merge_collected(records), errors)
 
-    def attempt(self, version: int, params, random: bool, errors: list[str]) -> Collected | None:
+    def attempt(self, random: bool, errors: list[str]) -> Collected | None:
         """One vector step; None after an env exception, which is noted in errors and drops the envs (rebuilt at
         the next attempt); the worker_env_failures-th in a row raises WorkerEnvFailure."""
         try:
             if self.env_actor is None:
                 self.env_actor = self.build()
-            self.env_actor.set_params(params, version)
+            self.env_actor.set_params(self.params, self.version)
             self.env_actor.warmup_until = math.inf if random else 0
             record = self.env_actor.collect(1)
         except Exception as error:
@@ -143,10 +178,12 @@ class CollectWorker:
         )
 
     def process(self) -> dict:
-        """This worker's process id, incarnation, memory (USS, bytes) and whether it acts with numpy."""
+        """This worker's process id, incarnation, params version held, memory (USS, bytes) and whether it acts with
+        numpy."""
         return {
             "pid": os.getpid(),
             "incarnation": self.incarnation,
+            "version": self.version,
             "uss": uss_bytes(),
             "numpy_policy": self.policy is numpy_policy,
         }
