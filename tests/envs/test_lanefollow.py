@@ -182,10 +182,30 @@ def test_truncated_at_max_distance_and_at_the_step_cap():
         steps += 1
     assert info["distance"] >= 20.0 and steps < lf.step_cap(20.0)
     env.reset(seed=0, options={"road": straight_road()})
+    crawl = 0.3 / (0.5 * lf.V_MAX) - 1.0  # a set-point of 0.3 m/s: above the stall speed, below the cap's average
     for step in range(1, lf.step_cap(20.0) + 1):
-        _, _, terminated, truncated, info = env.step(np.array([0.0, -1.0], np.float32))
+        _, _, terminated, truncated, info = env.step(np.array([0.0, crawl], np.float32))
         assert not terminated and truncated == (step == lf.step_cap(20.0))
-    assert info["distance"] < 1.0
+    assert info["distance"] < 20.0
+
+
+def test_a_stalled_car_ends_a_training_episode_and_is_a_disengagement_in_test_mode():
+    env = make(road=straight_road())
+    stop = np.array([0.0, -1.0], np.float32)
+    slow = 0
+    for _ in range(200):
+        _, _, terminated, truncated, _ = env.step(stop)
+        slow = slow + 1 if env.speed < lf.STALL_SPEED else 0
+        if terminated or truncated:
+            break
+    assert terminated and not truncated and slow == lf.STALL_STEPS
+    env = make("test", road=straight_road())
+    for _ in range(200):
+        _, _, terminated, truncated, info = env.step(stop)
+        assert not terminated and not truncated
+        if info["disengagements"]:
+            break
+    assert info["disengagements"] == 1 and env.speed == lf.INITIAL_SPEED and abs(info["lateral_offset"]) < 1e-9
 
 
 def test_image_is_the_same_for_the_same_pose_and_changes_when_the_car_moves_or_turns():

@@ -16,11 +16,13 @@ mapped linearly to [0, V_MAX]; a proportional controller (SPEED_GAIN) with |acce
 it into the speed of the step, and the car then moves along the exact circular arc of curvature
 tan(delta) / WHEELBASE for speed * DT metres, so a constant steering drives exactly on a circle.
 
-Reward: the arc length along the centre line gained in the step. Train mode: leaving the lane terminates;
+Reward: the arc length along the centre line gained in the step. Train mode: leaving the lane, or stalling
+(slower than STALL_SPEED for STALL_STEPS steps in a row), terminates;
 driving max_distance metres along the centre truncates, and so does the step cap
 ceil(max_distance / (STALL_FRACTION * V_MAX * DT)) (a car averaging under 10% of V_MAX is stopped). Test mode:
 always the fixed test route; a safety driver puts a car that left the lane back on the centre line at its
-current arc length, heading along the road, speed kept, and counts a disengagement; truncated after
+current arc length, heading along the road, speed kept, and counts a disengagement (a stalled car: the same, at
+INITIAL_SPEED); truncated after
 TEST_ROUTE_LENGTH metres (or the step cap for that length).
 """
 
@@ -42,6 +44,10 @@ SPEED_GAIN = 2.0
 ACCEL_LIMIT = 3.0
 INITIAL_SPEED = 1.0
 STALL_FRACTION = 0.1
+STALL_SPEED = 0.25
+STALL_STEPS = 30
+"""A car slower than STALL_SPEED m/s for STALL_STEPS steps in a row (3 s) has stalled: the safety driver takes
+over, as when it leaves the lane."""
 
 ROAD_SPACING = 0.25
 ROAD_MARGIN = 80.0
@@ -492,7 +498,7 @@ class LaneFollowEnv(gym.Env):
             road_seed = seed if seed is not None else int(self.np_random.integers(2**31 - 1))
             self.road = generate_road(train_road_seed(road_seed), self.route_length)
         self.paint = paint_road(self.road, self.camera)
-        self.steps, self.disengagements = 0, 0
+        self.steps, self.disengagements, self.slow_steps = 0, 0, 0
         self.path, self.disengaged = [], []
         self.place_car(*pose_on_road(self.road, 0.0), speed=INITIAL_SPEED, steering=0.0)
         return self.observation(), self.info()
@@ -529,16 +535,20 @@ class LaneFollowEnv(gym.Env):
         )
         self.steps += 1
         self.path.append((self.x, self.y))
+        self.slow_steps = self.slow_steps + 1 if self.speed < STALL_SPEED else 0
+        stalled = self.slow_steps >= STALL_STEPS
         left_lane = abs(self.lateral) > 0.5 * self.road.width
-        if left_lane and self.mode == "test":
+        if (left_lane or stalled) and self.mode == "test":
             self.disengage()
-        terminated = left_lane and self.mode == "train"
+            self.speed = INITIAL_SPEED if stalled else self.speed
+        terminated = (left_lane or stalled) and self.mode == "train"
         truncated = not terminated and (self.s >= self.route_length or self.steps >= self.max_steps)
         return self.observation(), self.s - before, terminated, truncated, self.info()
 
     def disengage(self) -> None:
         """The safety driver: count a disengagement and put the car on the centre line, heading along the road."""
         self.disengagements += 1
+        self.slow_steps = 0
         self.disengaged.append((self.x, self.y))
         self.x, self.y, self.heading = pose_on_road(self.road, self.s)
         self.s, self.lateral, self.heading_error, self.index = project(
