@@ -276,7 +276,9 @@ def vae_encoder_path(encoder: str) -> pathlib.Path:
         )
     path = pathlib.Path(encoder.removeprefix(VAE_PREFIX))
     if not path.is_file():
-        raise ValueError(f"config.encoder: the VAE file {path} does not exist; write it with `dpgkit pretrain-vae`")
+        raise ValueError(
+            f"config.encoder: the VAE file {path} does not exist; write it with `dpgkit pretrain-vae`"
+        )
     return path
 
 

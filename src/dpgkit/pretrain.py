@@ -55,7 +55,9 @@ def image_entry(space: gym.Space, image_key: str) -> str:
         return images[0]
     if not images:
         raise ValueError(f"the observation space {space} holds no image: {what}")
-    raise ValueError(f"the observation space {space} holds {len(images)} images {images}: choose one with --image-key")
+    raise ValueError(
+        f"the observation space {space} holds {len(images)} images {images}: choose one with --image-key"
+    )
 
 
 def frame_of(obs, entry: str) -> np.ndarray:
@@ -112,11 +114,10 @@ def reconstruction_grid(frames: np.ndarray, reconstructions: np.ndarray) -> np.n
 
 def evaluate_frames(vae: VAE, params, frames: np.ndarray) -> tuple[float, float]:
     """Mean reconstruction loss and KL over all frames, z the posterior mean (in chunks of EVAL_CHUNK)."""
-    evaluate = jax.jit(lambda p, x: vae_evaluation(vae, p, x)[:2])
     totals = np.zeros(2)
     for start in range(0, len(frames), EVAL_CHUNK):
         chunk = frames[start : start + EVAL_CHUNK]
-        totals += len(chunk) * np.asarray(evaluate(params, jnp.asarray(chunk)))
+        totals += len(chunk) * np.asarray(vae_evaluation(vae, params, jnp.asarray(chunk))[:2])
     recon, kl = totals / len(frames)
     return float(recon), float(kl)
 
@@ -131,7 +132,9 @@ def train_vae(config: VAEConfig, vae: VAE, frames: np.ndarray, stream: TextIO | 
     device_frames = jnp.asarray(frames)
     with UpdateProgress("vae", config.updates, config.progress, stream) as progress:
         for update in range(config.updates):
-            params, opt_state, (recon, kl) = step(params, opt_state, device_frames, jax.random.fold_in(key, update))
+            params, opt_state, (recon, kl) = step(
+                params, opt_state, device_frames, jax.random.fold_in(key, update)
+            )
             progress.update(update + 1, f"reconstruction {float(recon):.2f} KL {float(kl):.2f}")
     return params
 

@@ -175,7 +175,9 @@ def check_file_fits(name: str, shape: tuple[int, ...], torso: TorsoSpec, field: 
     with a dense or latent layer, image size)."""
     cnn = CNN(torso.conv, torso.features, torso.latent)
     images = jnp.zeros((1, *shape), jnp.uint8)
-    wanted = param_shapes(jax.eval_shape(lambda: cnn.init(jax.random.PRNGKey(0), images, len(shape)))["params"])
+    wanted = param_shapes(
+        jax.eval_shape(lambda: cnn.init(jax.random.PRNGKey(0), images, len(shape)))["params"]
+    )
     saved = param_shapes(read_encoder(torso.path).params["params"])
     differ = sorted(k for k in wanted.keys() | saved.keys() if wanted.get(k) != saved.get(k))
     if differ:

@@ -3,6 +3,7 @@ pretrain one on a few episodes' frames for DDPG): loss, jitted Adam step, and it
 
 from __future__ import annotations
 
+import functools
 import pathlib
 from collections.abc import Callable
 
@@ -129,22 +130,23 @@ def init_vae(vae: VAE, key):
     return vae.init(key, images, jnp.zeros((1, vae.latent)))
 
 
-def vae_train_step(vae: VAE, optimizer: optax.GradientTransformation, batch_size: int, beta: float) -> Callable:
+def vae_train_step(
+    vae: VAE, optimizer: optax.GradientTransformation, batch_size: int, beta: float
+) -> Callable:
     """A jitted step (params, opt_state, frames, key) -> (params, opt_state, (reconstruction, KL)): one Adam
     update on batch_size frames drawn uniformly (with replacement) from the uint8 frames (N, H, W, C)."""
 
     def step(params, opt_state, frames, key):
         draw_key, noise_key = jax.random.split(key)
         batch = frames[jax.random.randint(draw_key, (batch_size,), 0, frames.shape[0])]
-        grads, losses = jax.grad(
-            lambda p: vae_losses(vae, p, batch, noise_key, beta), has_aux=True
-        )(params)
+        grads, losses = jax.grad(lambda p: vae_losses(vae, p, batch, noise_key, beta), has_aux=True)(params)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, losses
 
     return jax.jit(step)
 
 
+@functools.partial(jax.jit, static_argnums=0)
 def vae_evaluation(vae: VAE, params, images):
     """(reconstruction loss, KL) of images with z the posterior mean (no sampling), and the reconstructions."""
     mean, log_var = vae.apply(params, images, method=VAE.encode)
