@@ -27,7 +27,7 @@ commands:
   resume RUN_DIR [--total-steps N]                     continue a saved run to its total steps
   eval RUN_DIR [--episodes N] [--video]                deterministic evaluation of a saved run
   plot RUN_DIR... [--out PNG] [--key KEY]              learning curves: mean and spread over seeds
-  pretrain-vae --env ENV_ID [--episodes 5] [--out PATH]  a VAE encoder from random frames, for --encoder vae:PATH
+  pretrain-vae --env ENV_ID [--episodes N] [--out NPZ] a VAE encoder from random frames (--encoder vae:NPZ)
 """
 
 

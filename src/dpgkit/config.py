@@ -108,7 +108,8 @@ class Config:
     torsos: tuple[str, ...] = ()
     """Per-input torso and join layer, over the network's defaults: entries name=torso[@layer], torso one of
     identity, mlp:SIZES (mlp:64,64), cnn:NAME (nature, small) or cnn:C-K-S,...+F, frozen:PATH (an encoder file,
-    never trained); a single Box observation is named obs. Example: terrain=mlp:64,64@1."""
+    never trained), pretrained:PATH (an encoder file, trained from there); a single Box observation is named obs.
+    Example: terrain=mlp:64,64@1."""
     cnn: str = "nature"
     """CNN of image inputs: nature (Mnih et al. 2015, SB3's NatureCNN: 32-8-4, 64-4-2, 64-3-1 then a 512-unit
     layer), small (Kendall et al. 2018: four 16-channel 3x3 stride-2 convolutions), or layers C-K-S,...+F."""

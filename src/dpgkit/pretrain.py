@@ -17,7 +17,7 @@ import optax
 
 from dpgkit.config import VAEConfig, validate_vae
 from dpgkit.envs.spaces import env_factory, flat_obs, leaf_spaces
-from dpgkit.nets.spec import check_cnn_fits
+from dpgkit.nets.spec import check_cnn_fits, is_image_leaf
 from dpgkit.nets.torsos import parse_cnn
 from dpgkit.nets.vae import VAE, init_vae, save_vae, vae_evaluation, vae_train_step
 from dpgkit.progress import UpdateProgress
@@ -31,8 +31,8 @@ GRID_MIN_SIDE = 64
 
 
 def is_single_image(box: gym.spaces.Box) -> bool:
-    """Whether a Box is one uint8 image (H, W, C), C in 1..4."""
-    return np.dtype(box.dtype) == np.uint8 and len(box.shape) == 3 and 1 <= box.shape[-1] <= 4
+    """Whether a Box is one uint8 image (H, W, C), C in 1..4 (not a stack of them)."""
+    return is_image_leaf(box) and len(box.shape) == 3
 
 
 def image_entry(space: gym.Space, image_key: str) -> str:

@@ -229,6 +229,8 @@ def test_pretrain_vae_then_train_ddpg_on_its_encoder(tmp_path, capsys):
     )  # fmt: skip
     assert "seed 0: evaluation return" in capsys.readouterr().out
     assert (run / "checkpoints" / "LATEST").read_text().strip() == "step_000000300"
+    cli.main(["resume", str(run), "--total-steps", "350"])  # the spec is rebuilt from the saved config
+    assert "resuming ddpg on dpgkit/PixelDot-v0 at step 300 of 350" in capsys.readouterr().out
 
 
 def test_pretrain_vae_names_an_observation_without_an_image(capsys):
