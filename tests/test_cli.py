@@ -145,9 +145,9 @@ def test_unknown_command_is_named_with_the_close_match(capsys):
         cli.main(["trian"])
     assert excinfo.value.code == 2
     err = capsys.readouterr().err
-    assert (
-        "dpgkit: error: unknown command 'trian'; choose one of train, resume, eval, plot (did you mean train?)"
-    ) in err
+    commands = ", ".join(cli.COMMANDS)
+    assert commands.startswith("train, resume, eval, plot, pretrain-vae")
+    assert f"dpgkit: error: unknown command 'trian'; choose one of {commands} (did you mean train?)" in err
 
 
 def test_no_command_prints_usage(capsys):

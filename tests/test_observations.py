@@ -274,20 +274,20 @@ def frozen_file(tmp_path):
 
 def test_an_encoder_file_round_trips(tmp_path):
     path, params = frozen_file(tmp_path)
-    conv, features, loaded = read_encoder(path)
-    assert conv == ((8, 3, 2),) and features == 12
-    assert_trees_equal(loaded, jax.tree_util.tree_map(np.asarray, params))
+    file = read_encoder(path)
+    assert file.conv == ((8, 3, 2),) and file.features == 12 and file.latent == 0
+    assert_trees_equal(file.params, jax.tree_util.tree_map(np.asarray, params))
     (tmp_path / "bad.npz").write_bytes(b"not an npz")
     with pytest.raises(ValueError, match="cannot read the encoder file"):
         read_encoder(tmp_path / "bad.npz")
 
 
 def test_a_frozen_encoder_gets_no_update_no_polyak_and_no_perturbation(tmp_path):
-    from dpgkit.nets.spec import frozen_params
+    from dpgkit.nets.spec import loaded_params
 
     path, params = frozen_file(tmp_path)
     spec = spec_for(IMAGE, torsos=(f"obs=frozen:{path}",), critic_l2=0.01)
-    state = init_learner(spec, jax.random.PRNGKey(0), example(IMAGE), frozen_params(spec.inputs))
+    state = init_learner(spec, jax.random.PRNGKey(0), example(IMAGE), loaded_params(spec.inputs))
     frozen = np.asarray(params["params"]["PatchConv_0"]["kernel"])
     for group in ("actor", "critic", "target_actor", "target_critic"):
         np.testing.assert_array_equal(

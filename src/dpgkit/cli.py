@@ -27,6 +27,7 @@ commands:
   resume RUN_DIR [--total-steps N]                     continue a saved run to its total steps
   eval RUN_DIR [--episodes N] [--video]                deterministic evaluation of a saved run
   plot RUN_DIR... [--out PNG] [--key KEY]              learning curves: mean and spread over seeds
+  pretrain-vae --env ENV_ID [--episodes N] [--out NPZ] a VAE encoder from random frames (--encoder vae:NPZ)
   drive RUN_DIR [--out drive.mp4]                      drive LaneFollow-v0's test route: meters per disengagement
 """
 
@@ -282,7 +283,28 @@ def plot(argv: list[str]) -> None:
     print(f"wrote {out}")
 
 
-COMMANDS = {"train": train, "resume": resume, "eval": evaluate, "plot": plot, "drive": drive}
+def pretrain_vae(argv: list[str]) -> None:
+    """dpgkit pretrain-vae --env ENV_ID [options]."""
+    from dpgkit.config import VAEConfig
+    from dpgkit.pretrain import pretrain_vae as pretrain
+
+    config = tyro.cli(VAEConfig, args=argv, prog="dpgkit pretrain-vae")
+    done = pretrain(config)
+    print(
+        f"VAE of {config.env} learnt from {done.frames} frames: reconstruction loss {done.reconstruction:.3f} "
+        f"(sum of squares per frame), KL {done.kl:.3f} (posterior means, over all frames)"
+    )
+    print(f"saved {done.path} (train with --encoder vae:{done.path}); reconstructions in {done.png}")
+
+
+COMMANDS = {
+    "train": train,
+    "resume": resume,
+    "eval": evaluate,
+    "plot": plot,
+    "pretrain-vae": pretrain_vae,
+    "drive": drive,
+}
 
 
 def main(argv: list[str] | None = None) -> None:

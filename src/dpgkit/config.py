@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -107,10 +108,18 @@ class Config:
     torsos: tuple[str, ...] = ()
     """Per-input torso and join layer, over the network's defaults: entries name=torso[@layer], torso one of
     identity, mlp:SIZES (mlp:64,64), cnn:NAME (nature, small) or cnn:C-K-S,...+F, frozen:PATH (an encoder file,
-    never trained); a single Box observation is named obs. Example: terrain=mlp:64,64@1."""
+    never trained), pretrained:PATH (an encoder file, trained from there); a single Box observation is named obs.
+    Example: terrain=mlp:64,64@1."""
     cnn: str = "nature"
     """CNN of image inputs: nature (Mnih et al. 2015, SB3's NatureCNN: 32-8-4, 64-4-2, 64-3-1 then a 512-unit
     layer), small (Kendall et al. 2018: four 16-channel 3x3 stride-2 convolutions), or layers C-K-S,...+F."""
+    encoder: str = ""
+    """vae:PATH: the image input's encoder is the one of a VAE file written by `dpgkit pretrain-vae` (its convolutions
+    and latent-mean layer), and its latent mean is the state the networks see; frozen unless encoder_trainable. For
+    several image inputs use torsos (name=frozen:PATH or name=pretrained:PATH). "": the CNN `cnn`, trained."""
+    encoder_trainable: bool = False
+    """With encoder: fine-tune the loaded encoder (its params start from the file and are trained as a cnn torso's,
+    with shared_encoder by the critic's loss) instead of freezing it."""
     shared_encoder: bool = False
     """One CNN encoder for actor and critics, trained by the critic's loss (DrQ-v2, SAC-AE); off: the actor has
     its own encoder, trained by the actor's loss, and the critics share theirs (SB3's TD3 default)."""
@@ -260,6 +269,23 @@ def ddpg_paper_config() -> DDPGConfig:
     )
 
 
+VAE_PREFIX = "vae:"
+
+
+def vae_encoder_path(encoder: str) -> pathlib.Path:
+    """The file of a config.encoder "vae:PATH", which must exist; ValueError naming the field otherwise."""
+    if not encoder.startswith(VAE_PREFIX) or encoder == VAE_PREFIX:
+        raise ValueError(
+            f"config.encoder must read vae:PATH (a file written by `dpgkit pretrain-vae`) or be empty, got {encoder!r}"
+        )
+    path = pathlib.Path(encoder.removeprefix(VAE_PREFIX))
+    if not path.is_file():
+        raise ValueError(
+            f"config.encoder: the VAE file {path} does not exist; write it with `dpgkit pretrain-vae`"
+        )
+    return path
+
+
 COLLECTION_FIELDS = (
     "collect",
     "workers",
@@ -366,6 +392,10 @@ def validate(config: Config) -> None:
             "config.encoder_actor_gradient needs config.shared_encoder (the actor's own encoder "
             "is always trained by the actor's loss)"
         )
+    if config.encoder:
+        vae_encoder_path(config.encoder)
+    elif config.encoder_trainable:
+        raise ValueError("config.encoder_trainable needs config.encoder (vae:PATH, the encoder to fine-tune)")
     if config.torso not in ("relu", "layernorm"):
         raise ValueError(f"config.torso must be 'relu' or 'layernorm', got {config.torso!r}")
     if config.torso == "layernorm" and config.layer_norm:
@@ -466,3 +496,49 @@ class DPGConfig(Config):
     """Adam learning rate of the MLP actor (features mlp)."""
     critic_lr: float = 1e-3
     """Adam learning rate of the MLP critic (features mlp)."""
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """`dpgkit pretrain-vae`: a convolutional VAE learnt from random-policy frames (Kendall et al. 2018), whose
+    encoder an agent then takes with config.encoder vae:PATH."""
+
+    env: str
+    """Gymnasium environment id with an image observation: a uint8 Box (H, W, C), or a Dict with one such entry."""
+    episodes: int = 5
+    """Episodes of uniformly random actions whose frames (reset and every step) the VAE learns from (the paper's 5)."""
+    episode_steps: int = 1000
+    """Step cap of each random episode, so that an env which never ends on its own still gives its frames."""
+    out: str = ""
+    """Where the VAE file goes (any name; "": runs/vae-<env>.npz, the env id's / and : as -); its PNG of frames and
+    reconstructions goes next to it as <name>-reconstructions.png."""
+    image_key: str = ""
+    """The Dict observation's image entry ("outer/inner" for nested Dicts); "": the only one."""
+    cnn: str = "small"
+    """The encoder's convolutions, as config.cnn: small (Kendall et al.'s four 16-channel 3x3 stride-2 layers, for
+    64x64), nature, or C-K-S,...[+F]; the agent's CNN torso takes the same."""
+    latent: int = 32
+    """Latent size: the state the agent sees (32, as World Models' VAE for 64x64 frames; the small CNN's 144
+    features compressed 4.5x)."""
+    beta: float = 1.0
+    """Weight of KL(q(z|x) || N(0, I)) against the L2 reconstruction loss (1: the plain VAE)."""
+    updates: int = 2000
+    """Adam updates, each on batch_size frames drawn uniformly from the collected ones."""
+    batch_size: int = 64
+    """Frames per update."""
+    lr: float = 1e-3
+    """Adam learning rate."""
+    seed: int = 0
+    """Seed of the env, the random actions, the VAE's init and its batches."""
+    progress: bool = True
+    """Show a progress bar (plain lines when not on a terminal)."""
+
+
+def validate_vae(config: VAEConfig) -> None:
+    """Raise ValueError naming the first field of a VAEConfig whose value makes no sense."""
+    for name in ("episodes", "episode_steps", "latent", "updates", "batch_size", "lr"):
+        value = getattr(config, name)
+        if not value > 0:
+            raise ValueError(f"config.{name} must be > 0, got {value!r}")
+    if not config.beta >= 0:
+        raise ValueError(f"config.beta must be >= 0, got {config.beta!r}")

@@ -29,7 +29,7 @@ from dpgkit.learn import Batch, LearnerSpec, init_learner, update_block
 from dpgkit.learn.categorical import suggest_support, warmup_support
 from dpgkit.learn.learner import first_q
 from dpgkit.nets import FLAT_INPUTS
-from dpgkit.nets.spec import frozen_params, network_inputs
+from dpgkit.nets.spec import loaded_params, network_inputs
 from dpgkit.rate import calls_between, steps_per_call
 from dpgkit.replay import FramedReplay, PrioritizedReplay, ReplayBuffer, frame_bytes, framed_leaves, with_ids
 
@@ -50,7 +50,13 @@ def learner_spec(config: Config, action_dim: int, obs=None) -> LearnerSpec:
         (FLAT_INPUTS, (1,))
         if obs is None
         else network_inputs(
-            obs, config.network, config.torsos, config.cnn, min(len(actor_hidden), len(critic_hidden))
+            obs,
+            config.network,
+            config.torsos,
+            config.cnn,
+            min(len(actor_hidden), len(critic_hidden)),
+            config.encoder,
+            config.encoder_trainable,
         )
     )
     derived = {
@@ -190,7 +196,7 @@ class ReplayDriver:
         sizes = (config.seeds, config.buffer_size, *frame_window(config))
         check_replay_fits(config, example, frame_bytes(self.framed, *sizes))
         obs_example = jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], zeros_like_spec(self.obs))
-        pretrained = frozen_params(self.spec.inputs)
+        pretrained = loaded_params(self.spec.inputs)
         self.state = stack_trees(
             [init_learner(self.spec, jax.random.PRNGKey(s), obs_example, pretrained) for s in agent_seeds]
         )

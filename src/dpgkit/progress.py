@@ -152,3 +152,59 @@ class TrainingProgress:
             return
         self.next_refresh = now + self.interval
         self.refresh_bar(now)
+
+
+class UpdateProgress:
+    """Context manager showing updates done and the latest losses (pretraining): a rich progress bar on a terminal,
+    elsewhere a plain line every tenth of the updates or every 30 s, and one at the end."""
+
+    def __init__(self, label: str, total: int, enabled: bool = True, stream: TextIO | None = None):
+        self.stream = sys.stdout if stream is None else stream
+        self.plain = enabled and not self.stream.isatty()
+        self.label, self.total, self.enabled = label, total, enabled
+        self.done, self.losses = 0, "-"
+        self.start_time = self.line_time = time.perf_counter()
+        self.line_done = 0
+        self.progress = Progress(
+            TextColumn(f"[bold]{label}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[losses]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(file=self.stream),
+            disable=not enabled or self.plain,
+        )
+        self.task = self.progress.add_task(label, total=total, losses="-")
+
+    def __enter__(self) -> Self:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+        if self.plain and self.done > self.line_done:
+            self.write_line(time.perf_counter())
+
+    def write_line(self, now: float) -> None:
+        """Print one plain line: updates done of the total, the losses and the time elapsed."""
+        percent = 100 * self.done // max(self.total, 1)
+        elapsed = format_elapsed(now - self.start_time)
+        print(
+            f"{self.label} {self.done}/{self.total} ({percent}%) {self.losses} elapsed {elapsed}",
+            file=self.stream,
+            flush=True,
+        )
+        self.line_done, self.line_time = self.done, now
+
+    def update(self, done: int, losses: str) -> None:
+        """Show the updates done and the latest losses (already formatted)."""
+        if not self.enabled:
+            return
+        self.done, self.losses = done, losses
+        now = time.perf_counter()
+        if self.plain:
+            if plain_line_due(done, self.line_done, self.total, now, self.line_time):
+                self.write_line(now)
+            return
+        self.progress.update(self.task, completed=done, losses=losses)

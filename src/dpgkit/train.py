@@ -481,6 +481,8 @@ FIELDS_ADDED_LATER = (
     "worker_cpus",
     "worker_restarts",
     "worker_env_failures",
+    "encoder",
+    "encoder_trainable",
 )
 """Config fields newer than some checkpoints (format 1 has none of them): a checkpoint without one takes its
 default."""

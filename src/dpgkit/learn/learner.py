@@ -210,7 +210,8 @@ def batch_shape(spec: LearnerSpec, obs) -> tuple[int, ...]:
 
 
 def with_pretrained(params, pretrained: dict):
-    """Encoder params with the given modules' params (frozen_<input>: loaded from a file) put in."""
+    """Encoder params with the given modules' params put in (frozen_<input> and pretrained_<input>: read from
+    encoder files)."""
     if not pretrained:
         return params
     inner = dict(params["params"])
@@ -227,7 +228,7 @@ def share_encoder(spec: LearnerSpec, actor, critic):
 
 def init_learner(spec: LearnerSpec, key, obs_example, pretrained: dict | None = None) -> LearnerState:
     """Fresh networks (targets equal to the online networks) and optimizer states; pretrained holds the params
-    of frozen encoders by module name."""
+    of encoders read from files (frozen and pretrained ones) by module name."""
     key, actor_key, critic_key = jax.random.split(key, 3)
     action_example = jnp.zeros(batch_shape(spec, obs_example) + (spec.action_dim,), jnp.float32)
     actor = spec.actor.init(actor_key, obs_example)

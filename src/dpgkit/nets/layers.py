@@ -20,10 +20,10 @@ def uniform_init(bound: float):
     return init
 
 
-def dense(features: int, fan_in: int, bound: float = 0.0) -> nn.Dense:
+def dense(features: int, fan_in: int, bound: float = 0.0, name: str | None = None) -> nn.Dense:
     """Dense layer with weights and biases from U(±1/sqrt(fan_in)), or U(±bound) when bound > 0."""
     scale = bound if bound > 0 else fan_in**-0.5
-    return nn.Dense(features, kernel_init=uniform_init(scale), bias_init=uniform_init(scale))
+    return nn.Dense(features, kernel_init=uniform_init(scale), bias_init=uniform_init(scale), name=name)
 
 
 def hidden_activation(torso: str, index: int, x, layer_norm: bool = False):

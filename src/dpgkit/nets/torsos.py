@@ -19,20 +19,25 @@ CNNS = {
 nature: Mnih et al. 2015's encoder with a 512-unit ReLU layer, as Stable-Baselines3's NatureCNN; small: Kendall
 et al. 2018's four 3x3 stride-2 convolutions of 16 channels (64x64 -> 3x3x16 = 144 features)."""
 
-ENCODER_KINDS = ("cnn", "frozen")
+ENCODER_KINDS = ("cnn", "frozen", "pretrained")
 """Torsos applied once per network outside its trunk (shared by an ensemble of critics, or by actor and critic)."""
+
+FILE_KINDS = ("frozen", "pretrained")
+"""Encoder torsos whose params start from an encoder file: frozen ones stay so, pretrained ones are trained."""
 
 
 @dataclass(frozen=True)
 class TorsoSpec:
-    """One input's torso: identity, mlp (hidden sizes), cnn (conv layers and dense features) or frozen (a cnn whose
-    params come from `path` and are never trained)."""
+    """One input's torso: identity, mlp (hidden sizes), cnn (conv layers, dense features, linear latent size), or
+    a cnn whose params come from the encoder file `path`: frozen (never trained) or pretrained (trained from
+    there)."""
 
     kind: str
     sizes: tuple[int, ...] = ()
     conv: tuple[tuple[int, int, int], ...] = ()
     features: int = 0
     path: str = ""
+    latent: int = 0
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,8 @@ def parse_cnn(text: str) -> tuple[tuple[tuple[int, int, int], ...], int]:
 
 
 def parse_torso(text: str) -> TorsoSpec:
-    """A torso from its CLI form: identity, mlp:64,64, cnn:nature (or cnn:C-K-S,...+F) or frozen:PATH."""
+    """A torso from its CLI form: identity, mlp:64,64, cnn:nature (or cnn:C-K-S,...+F), frozen:PATH or
+    pretrained:PATH."""
     kind, _, arg = text.partition(":")
     if kind == "identity" and not arg:
         return TorsoSpec("identity")
@@ -78,11 +84,12 @@ def parse_torso(text: str) -> TorsoSpec:
     if kind == "cnn":
         conv, features = parse_cnn(arg or "nature")
         return TorsoSpec("cnn", conv=conv, features=features)
-    if kind == "frozen" and arg:
-        return TorsoSpec("frozen", path=arg)
+    if kind in FILE_KINDS and arg:
+        return TorsoSpec(kind, path=arg)
     raise ValueError(
         f"unknown torso {text!r}: use identity, mlp:SIZES (mlp:64,64), cnn:NAME ({', '.join(CNNS)}) or "
-        "cnn:C-K-S,...+F, or frozen:PATH (an encoder saved by dpgkit.nets.save_encoder)"
+        "cnn:C-K-S,...+F, frozen:PATH (an encoder file of dpgkit.nets.spec.save_encoder or dpgkit pretrain-vae, "
+        "never trained) or pretrained:PATH (one trained from there)"
     )
 
 
@@ -140,13 +147,19 @@ class PatchConv(nn.Module):
 
 class CNN(nn.Module):
     """Convolutions (VALID padding, ReLU) over images (..., [k,] H, W, C), flattened, then an optional dense ReLU
-    layer; uint8 pixels are scaled to [0, 1] inside (fan-in uniform init, as PyTorch's default)."""
+    layer and an optional linear latent layer (a VAE's latent mean, named "latent"); uint8 pixels are scaled to
+    [0, 1] inside (fan-in uniform init, as PyTorch's default)."""
 
     conv: tuple[tuple[int, int, int], ...]
     features: int
+    latent: int = 0
+
+    def __call__(self, images, image_ndim: int):
+        return self.encode(images, image_ndim)[1]
 
     @nn.compact
-    def __call__(self, images, image_ndim: int):
+    def encode(self, images, image_ndim: int):
+        """(the features before the latent layer, the output: the latent mean, or those features without one)."""
         batch = images.shape[: images.ndim - image_ndim]
         x = stack_in_channels(as_float(images).reshape((-1,) + images.shape[len(batch) :]), image_ndim)
         for channels, kernel, stride in self.conv:
@@ -154,7 +167,9 @@ class CNN(nn.Module):
         x = x.reshape(batch + (-1,))
         if self.features:
             x = nn.relu(dense(self.features, x.shape[-1])(x))
-        return x
+        if not self.latent:
+            return x, x
+        return x, dense(self.latent, x.shape[-1], name="latent")(x)
 
 
 class MLPTorso(nn.Module):
@@ -170,7 +185,7 @@ class MLPTorso(nn.Module):
 
 
 def encoded_inputs(inputs: tuple[InputSpec, ...]) -> tuple[int, ...]:
-    """Indices of the inputs whose torso is an encoder (cnn or frozen)."""
+    """Indices of the inputs whose torso is an encoder (cnn, frozen or pretrained)."""
     return tuple(i for i, spec in enumerate(inputs) if spec.torso.kind in ENCODER_KINDS)
 
 
@@ -194,7 +209,7 @@ class Encoders(nn.Module):
         features = {}
         for i in encoded_inputs(self.inputs):
             torso = self.inputs[i].torso
-            cnn = CNN(torso.conv, torso.features, name=f"{torso.kind}_{i}")
+            cnn = CNN(torso.conv, torso.features, torso.latent, name=f"{torso.kind}_{i}")
             out = cnn(values[i], self.image_ndims[i])
             features[str(i)] = jax.lax.stop_gradient(out) if torso.kind == "frozen" else out
         return features
