@@ -86,18 +86,20 @@ def row(episode: int, train_distance: float, train_seconds: float, run) -> dict:
     }
 
 
-def pretrained_encoder(out: Path, seed: int) -> tuple[Path, float]:
+def pretrained_encoder(out: Path, seed: int, updates: int) -> tuple[Path, float]:
     """The VAE of this seed (five random-policy episodes), trained unless already in out; and its seconds."""
-    from dpgkit.nets.vae import pretrain_vae
+    from dpgkit.config import VAEConfig
+    from dpgkit.pretrain import pretrain_vae
 
     path = out / f"vae_seed{seed}.npz"
     started = time.perf_counter()
     if not path.is_file():
-        pretrain_vae(ENV, episodes=5, out=path, seed=seed, progress=False)
+        config = VAEConfig(env=ENV, episodes=5, out=str(path), seed=seed, updates=updates, progress=False)
+        pretrain_vae(config)
     return path, time.perf_counter() - started
 
 
-def learning_rows(agent: str, seed: int, out: Path, episodes: int) -> list[dict]:
+def learning_rows(agent: str, seed: int, out: Path, episodes: int, vae_updates: int) -> list[dict]:
     """Train DDPG (pixels, or from the seed's VAE) episode by episode, testing on the route after each."""
     from dpgkit.algos import DDPG
     from dpgkit.train import new_stats
@@ -107,7 +109,7 @@ def learning_rows(agent: str, seed: int, out: Path, episodes: int) -> list[dict]
         seed=seed, run_dir=str(run_dir), progress=False, eval_every=0, checkpoint_seconds=0.0
     )
     if agent == "vae":
-        path, seconds = pretrained_encoder(out, seed)
+        path, seconds = pretrained_encoder(out, seed, vae_updates)
         print(f"  VAE of seed {seed}: {path} ({seconds:.0f} s)", flush=True)
         config = config.replace(encoder=f"vae:{path}")
     ddpg = DDPG(ENV, config=config)
@@ -276,6 +278,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--episodes", type=int, default=100, help="cap of training episodes per seed")
     parser.add_argument("--only", nargs="*", choices=AGENTS, default=list(AGENTS))
+    parser.add_argument("--vae-updates", type=int, default=1000, help="VAE pretraining updates per seed")
     args = parser.parse_args()
     out, results_dir = Path(args.out), Path(args.results)
     out.mkdir(parents=True, exist_ok=True)
