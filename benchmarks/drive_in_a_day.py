@@ -293,7 +293,7 @@ def main() -> None:
                 rows = (
                     baseline_rows(agent, seed)
                     if agent in ("random", "zero")
-                    else learning_rows(agent, seed, out, args.episodes)
+                    else learning_rows(agent, seed, out, args.episodes, args.vae_updates)
                 )
                 write_rows(path, rows)
             if path.is_file():
