@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import os
 import pathlib
 import sys
@@ -28,7 +29,7 @@ commands:
   eval RUN_DIR [--episodes N] [--video]                deterministic evaluation of a saved run
   plot RUN_DIR... [--out PNG] [--key KEY]              learning curves: mean and spread over seeds
   pretrain-vae --env ENV_ID [--episodes N] [--out NPZ] a VAE encoder from random frames (--encoder vae:NPZ)
-  drive RUN_DIR [--out drive.mp4]                      drive LaneFollow-v0's test route: meters per disengagement
+  drive RUN_DIR [--out drive.mp4] [--max-steps N]      drive LaneFollow-v0's test route: meters per disengagement
 """
 
 
@@ -240,6 +241,9 @@ def drive(argv: list[str]) -> None:
     parser.add_argument("run_dir", help="run directory (or checkpoint folder)")
     parser.add_argument("--out", default=None, help="also write the drive to this mp4 (driver view and map)")
     parser.add_argument("--agent", type=int, default=0, help="which seed of the run drives (index, from 0)")
+    parser.add_argument(
+        "--max-steps", type=positive_int, default=None, help="stop after this many steps (default: the route)"
+    )
     args = parser.parse_args(argv)
     from dpgkit.algos import Agent
     from dpgkit.drive import drive_route, route_env, write_video
@@ -248,7 +252,8 @@ def drive(argv: list[str]) -> None:
     if not 0 <= args.agent < agent.config.seeds:
         raise ValueError(f"--agent {args.agent}: the run has seeds 0..{agent.config.seeds - 1}")
     env = route_env(agent.config.env, record=args.out is not None)
-    run = drive_route(lambda obs: agent.act(obs, agent=args.agent), env, record=args.out is not None)
+    act = functools.partial(agent.act, agent=args.agent)
+    run = drive_route(act, env, record=args.out is not None, max_steps=args.max_steps)
     env.close()
     print(f"seed {agent.trainer.agent_seeds[args.agent]} on the test route: {run.summary()}")
     if args.out is not None:

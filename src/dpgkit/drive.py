@@ -46,13 +46,15 @@ def route_env(env_id: str, record: bool = False) -> gym.Env:
         ) from error
 
 
-def drive_route(act: Callable[[dict], np.ndarray], env: gym.Env, record: bool = False) -> RouteDrive:
-    """Drive env's test route once with act (observation -> action in the env's units); with record, keep
-    every rendered frame."""
+def drive_route(
+    act: Callable[[dict], np.ndarray], env: gym.Env, record: bool = False, max_steps: int | None = None
+) -> RouteDrive:
+    """Drive env's test route once with act (observation -> action in the env's units), or its first max_steps
+    steps; with record, keep every rendered frame."""
     obs, info = env.reset()
     frames = [env.render()] if record else []
     steps, done = 0, False
-    while not done:
+    while not done and steps != max_steps:
         obs, _, terminated, truncated, info = env.step(act(obs))
         steps += 1
         done = terminated or truncated
