@@ -298,14 +298,11 @@ class ReplayDriver:
         return FrameEncoder(self.config.actors, self.framed, self.frames.written())
 
     def store(self, collected: Collected, steps: int) -> None:
-        """Write the new frames to the frame stores, then add each seed's transitions to its part of the replay (a
-        prioritized one at their initial priorities where the record has them, else at its max priority)."""
+        """Write the new frames to the frame stores, then add each seed's transitions to its part of the replay."""
         self.frames.add_frames(collected.frames)
         for seed, transitions in enumerate(collected.transitions):
             if transitions is not None:
-                rows = self.frames.add_transitions(self.replay, seed, Batch(*transitions))
-                if collected.priorities is not None and isinstance(self.replay, PrioritizedReplay):
-                    self.replay.set_priorities(seed, rows, collected.priorities[seed])
+                self.frames.add_transitions(self.replay, seed, Batch(*transitions))
 
     def gather(self, indices: np.ndarray) -> Batch:
         """The replay's transitions at indices (seeds, count), framed leaves rebuilt as their stacks."""

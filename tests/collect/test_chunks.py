@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from dpgkit import D4PG, TD3
+from dpgkit import TD3
 from dpgkit.collect import Collected, Transitions
 from dpgkit.collect.chunks import ChunkLedger, FrameIdMap, merge_collected, worker_config, worker_seed
 from dpgkit.collect.numpy_actor import numpy_fits, numpy_policy
@@ -66,29 +66,6 @@ def test_records_merge_in_order():
     np.testing.assert_array_equal(merged.transitions[0].reward, [1.0, 2.0, 3.0])
     assert merged.episode_returns == [[-3.0, -1.0]] and merged.episode_lengths == [[1, 1]]
     assert (merged.env_steps, merged.version, merged.non_finite) == (6, 4, None)
-
-
-def test_initial_priorities_merge_in_order_and_a_record_without_enters_at_the_max():
-    given = record([1.0, 2.0], [], 5)._replace(priorities=[np.array([0.5, 4.0])])
-    merged = merge_collected([record([7.0], [], 5), given, record([], [], 5)])
-    np.testing.assert_array_equal(merged.priorities[0], [np.nan, 0.5, 4.0])
-    assert merge_collected([record([1.0], [], 5), record([2.0], [], 5)]).priorities is None
-
-
-def test_the_replay_stores_a_records_initial_priorities_else_its_max(tmp_path):
-    agent = D4PG(
-        "Pendulum-v1", hidden=(8,), atoms=5, v_min=-10.0, v_max=0.0, run_dir=str(tmp_path), progress=False
-    )
-    driver = agent.trainer.driver
-    driver.replay.max_priority[0] = 2.0
-    transitions = record([1.0, 2.0, 3.0], [], 0).transitions[0]
-    shipped = Collected([transitions], {}, [[]], [[]], 3, 0, None, [np.array([0.25, np.nan, 8.0])])
-    driver.store(shipped, 3)
-    driver.store(record([4.0], [], 0), 4)
-    alpha = driver.config.priority_alpha
-    eps = driver.config.priority_eps
-    expected = np.array([0.25 + eps, 2.0, 8.0 + eps, 8.0 + eps]) ** alpha
-    np.testing.assert_allclose(driver.replay.trees[0].values(np.arange(4)), expected)
 
 
 def test_each_worker_explores_with_its_share_of_the_spread():

@@ -27,15 +27,6 @@ def test_new_transitions_enter_at_the_highest_priority_so_far():
     np.testing.assert_allclose(replay.trees[0].values([4]), np.sqrt(8.0 + 1e-6))
 
 
-def test_initial_priorities_are_set_where_given_and_the_max_where_nan():
-    replay = filled([1.0, 2.0, 3.0], alpha=1.0, eps=0.0)
-    replay.set_priorities(0, np.array([0, 1, 2]), np.array([3.0, np.nan, 0.5]))
-    np.testing.assert_allclose(replay.trees[0].values(np.arange(3)), [3.0, 1.0, 0.5])  # NaN: the max before
-    assert replay.max_priority[0] == 3.0
-    replay.set_priorities(0, np.array([1]), np.array([np.nan]))
-    np.testing.assert_allclose(replay.trees[0].values([1]), 3.0)
-
-
 def test_sampling_frequencies_follow_priorities_to_the_alpha():
     alpha = 0.6
     replay = filled(np.arange(4.0), alpha=alpha)

@@ -34,8 +34,8 @@ class Collected(NamedTuple):
     transitions (each frame shipped once, in order; stored before the transitions); episode_returns and
     episode_lengths: per seed, the episodes that ended; env_steps: steps taken per seed; version: the params
     version acted with; non_finite: "observation" or "reward" when the step after these was not finite (it is
-    not in the record, and collection stopped there); priorities: per seed, the transitions' initial priorities
-    (NaN: the replay's max priority), or None: all at the replay's max priority, as Schaul et al. 2016 add them.
+    not in the record, and collection stopped there). Its transitions enter a prioritized replay at the max
+    priority, as Schaul et al. 2016 add them.
     """
 
     transitions: list[Transitions | None]
@@ -45,7 +45,6 @@ class Collected(NamedTuple):
     env_steps: int
     version: int
     non_finite: str | None = None
-    priorities: list[np.ndarray] | None = None
 
 
 def stack_transitions(transitions: list[dict]) -> Transitions:

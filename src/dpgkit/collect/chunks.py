@@ -17,10 +17,10 @@ class Chunk(NamedTuple):
     """What a worker ships per call: its id (worker index, incarnation, sequence number from 1), the record of
     its env steps, and the env exceptions met on the way (each followed by a rebuild of its envs).
 
-    The record's initial priorities are None: its transitions enter the replay at the max priority, as a local
-    run's do. Ape-X's actors send |TD error| instead, but that needs the critic and both target networks, three
-    more broadcasts and a critic forward pass (a categorical one for D4PG) in every worker, which acts with the
-    actor alone (in numpy for MLPs, to stay small); a record that does carry priorities is stored with them.
+    The record's transitions enter the replay at the max priority, as a local run's do. Ape-X's actors send
+    |TD error| instead, but that needs the critic and both target networks, three more broadcasts and a critic
+    forward pass (a categorical one for D4PG) in every worker, which acts with the actor alone (in numpy for MLPs,
+    to stay small).
     """
 
     id: tuple[int, int, int]
@@ -52,32 +52,9 @@ def merge_frames(parts: list[NewFrames]) -> NewFrames:
     return NewFrames(parts[0].first, np.concatenate([p.frames for p in parts]))
 
 
-def transition_count(transitions) -> int:
-    """How many transitions a seed's entry of Collected.transitions holds (None: none)."""
-    return 0 if transitions is None else len(transitions.reward)
-
-
-def merge_priorities(records: list[Collected], seeds: int) -> list[np.ndarray] | None:
-    """Several records' initial priorities of each seed, in order, as one (NaN, the max priority, for the
-    transitions of a record without); None when no record has any."""
-    if all(r.priorities is None for r in records):
-        return None
-    return [
-        np.concatenate(
-            [
-                np.full(transition_count(r.transitions[s]), np.nan)
-                if r.priorities is None
-                else r.priorities[s]
-                for r in records
-            ]
-        )
-        for s in range(seeds)
-    ]
-
-
 def merge_collected(records: list[Collected]) -> Collected:
-    """Several records of the same seeds, in order, as one: transitions, frames (of one encoder), episodes and
-    initial priorities joined, env steps added, the oldest params version, the first non-finite report."""
+    """Several records of the same seeds, in order, as one: transitions, frames (of one encoder) and episodes
+    joined, env steps added, the oldest params version, the first non-finite report."""
     seeds = len(records[0].transitions)
     return Collected(
         [
@@ -93,7 +70,6 @@ def merge_collected(records: list[Collected]) -> Collected:
         sum(r.env_steps for r in records),
         min(r.version for r in records),
         next((r.non_finite for r in records if r.non_finite), None),
-        merge_priorities(records, seeds),
     )
 
 

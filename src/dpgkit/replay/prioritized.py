@@ -43,15 +43,10 @@ class PrioritizedReplay(ReplayBuffer):
 
     def update_priorities(self, indices: np.ndarray, errors: np.ndarray) -> None:
         """Set p = error + eps for the transitions at indices (seeds, count) (before any new ones are added)."""
-        for seed, (rows, error) in enumerate(zip(indices, errors, strict=True)):
-            self.set_priorities(seed, rows, error)
-
-    def set_priorities(self, seed: int, rows: np.ndarray, errors: np.ndarray) -> None:
-        """Set p = error + eps for one seed's rows; a NaN error leaves p at the seed's max priority."""
-        errors = np.asarray(errors, np.float64)
-        priority = np.where(np.isnan(errors), self.max_priority[seed], errors + self.eps)
-        self.trees[seed].update(rows, priority**self.alpha)
-        self.max_priority[seed] = max(self.max_priority[seed], float(priority.max(initial=0.0)))
+        for seed, (tree, rows, error) in enumerate(zip(self.trees, indices, errors, strict=True)):
+            priority = np.asarray(error, np.float64) + self.eps
+            tree.update(rows, priority**self.alpha)
+            self.max_priority[seed] = max(self.max_priority[seed], float(priority.max()))
 
     def state(self) -> dict[str, np.ndarray]:
         """The storage, write counts, both trees of every seed and the max priorities, to checkpoint."""
