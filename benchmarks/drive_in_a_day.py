@@ -61,14 +61,12 @@ CHECKPOINT_EPISODES = (11, 35)
 def baseline_rows(agent: str, seed: int) -> list[dict]:
     """One test drive of the random or zero policy (episode 0: nothing is trained)."""
     env = route_env(ENV)
-    rng = np.random.default_rng(seed)
     env.action_space.seed(seed)
     act = (
         (lambda obs: env.action_space.sample())
         if agent == "random"
         else (lambda obs: np.zeros(2, np.float32))
     )
-    env.reset(seed=int(rng.integers(2**31)))
     run = drive_route(act, env)
     env.close()
     return [row(0, 0.0, 0.0, run)]

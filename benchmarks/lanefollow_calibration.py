@@ -21,26 +21,22 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-import dpgkit.envs  # noqa: F401  (registers LaneFollow-v0)
+from dpgkit.drive import drive_route
 from dpgkit.envs.lanefollow import TEST_ROUTE_LENGTH, TEST_ROUTE_SEED, meters_per_disengagement
 
 RESULTS = Path(__file__).parent / "results"
 
 
 def drive(env: gym.Env, policy, seed: int) -> dict:
-    """One test-route episode of policy() -> action: its distance, disengagements and steps."""
-    env.reset(seed=seed)
+    """One test-route drive of policy() -> action (random actions seeded by seed): distance, disengagements, steps."""
     env.action_space.seed(seed)
-    steps, done, info = 0, False, {}
-    while not done:
-        _, _, terminated, truncated, info = env.step(policy())
-        steps, done = steps + 1, terminated or truncated
+    run = drive_route(lambda obs: policy(), env)
     return {
         "seed": seed,
-        "distance": info["distance"],
-        "disengagements": info["disengagements"],
-        "meters_per_disengagement": meters_per_disengagement(info["distance"], info["disengagements"]),
-        "steps": steps,
+        "distance": run.distance,
+        "disengagements": run.disengagements,
+        "meters_per_disengagement": run.meters_per_disengagement,
+        "steps": run.steps,
     }
 
 

@@ -214,9 +214,8 @@ def first_frame(env) -> np.ndarray:
 def record_video(agent, out: pathlib.Path) -> pathlib.Path:
     """Render one deterministic episode of agent seed 0 to an mp4."""
     import gymnasium as gym
-    import imageio.v2 as imageio
 
-    from dpgkit.evaluate import EVAL_SEED
+    from dpgkit.evaluate import EVAL_SEED, write_video
 
     env = gym.make(agent.config.env, render_mode="rgb_array")
     obs, _ = env.reset(seed=EVAL_SEED)
@@ -226,9 +225,7 @@ def record_video(agent, out: pathlib.Path) -> pathlib.Path:
         frames.append(env.render())
         done = terminated or truncated
     env.close()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    imageio.mimsave(out, frames, fps=env.metadata.get("render_fps", 30))
-    return out
+    return write_video(frames, out, env.metadata.get("render_fps", 30))
 
 
 def drive(argv: list[str]) -> None:
@@ -246,7 +243,8 @@ def drive(argv: list[str]) -> None:
     )
     args = parser.parse_args(argv)
     from dpgkit.algos import Agent
-    from dpgkit.drive import drive_route, route_env, write_video
+    from dpgkit.drive import drive_route, route_env
+    from dpgkit.evaluate import write_video
 
     agent = Agent.load(args.run_dir)
     if not 0 <= args.agent < agent.config.seeds:

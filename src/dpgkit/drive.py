@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pathlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -61,13 +60,3 @@ def drive_route(
         if record:
             frames.append(env.render())
     return RouteDrive(float(info["distance"]), int(info["disengagements"]), steps, frames)
-
-
-def write_video(frames: list, out: str | pathlib.Path, fps: int) -> pathlib.Path:
-    """Write frames to an mp4 at out."""
-    import imageio.v2 as imageio
-
-    out = pathlib.Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    imageio.mimsave(out, frames, fps=fps)
-    return out

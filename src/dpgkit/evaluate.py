@@ -1,7 +1,8 @@
-"""Deterministic evaluation on separate env copies with fixed evaluation seeds."""
+"""Deterministic evaluation on separate env copies with fixed evaluation seeds, and writing videos."""
 
 from __future__ import annotations
 
+import pathlib
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -128,3 +129,13 @@ class Evaluator:
         """Close the env copies."""
         for env in self.envs:
             env.close()
+
+
+def write_video(frames: list, out: str | pathlib.Path, fps: int) -> pathlib.Path:
+    """Write rendered frames to an mp4 at out (its folder made if needed)."""
+    import imageio.v2 as imageio
+
+    out = pathlib.Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    imageio.mimsave(out, frames, fps=fps)
+    return out

@@ -292,9 +292,10 @@ def test_render_shows_view_map_and_disengagements():
     env = gym.make("LaneFollow-v0", mode="test", render_mode="rgb_array")
     env.reset(seed=0)
     for _ in range(60):
-        env.step(np.array([0.8, 0.5], np.float32))
+        obs, *_ = env.step(np.array([0.8, 0.5], np.float32))
     frame = env.render()
     assert frame.shape == (256, 512, 3) and frame.dtype == np.uint8
+    np.testing.assert_array_equal(frame[::4, :256:4], obs["image"])  # the step's view, upscaled 4x
     assert env.unwrapped.disengagements > 0
     red = (frame[..., 0] > 200) & (frame[..., 1] < 80) & (frame[..., 2] < 80)
     assert red[:, 256:].sum() >= 25

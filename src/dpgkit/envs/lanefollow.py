@@ -487,6 +487,7 @@ class LaneFollowEnv(gym.Env):
         self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
         self.road: Road | None = None
         self.paint: Paint | None = None
+        self.view: np.ndarray | None = None
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -556,11 +557,10 @@ class LaneFollowEnv(gym.Env):
         )
 
     def observation(self) -> dict:
-        """The driver view, measured speed and steering fraction."""
+        """The driver view (kept for render), measured speed and steering fraction."""
+        self.view = driver_view(self.road, self.camera, self.paint, self.x, self.y, self.heading, self.index)
         return {
-            "image": driver_view(
-                self.road, self.camera, self.paint, self.x, self.y, self.heading, self.index
-            ),
+            "image": self.view,
             "speed": np.array([self.speed], np.float32),
             "steering": np.array([self.steering], np.float32),
         }
@@ -579,9 +579,8 @@ class LaneFollowEnv(gym.Env):
             return None
         from PIL import Image, ImageDraw
 
-        view = self.observation()["image"]
         nearest = np.arange(256) * self.image_size // 256
-        view = view[nearest][:, nearest]
+        view = self.view[nearest][:, nearest]
         road_map = top_down(self.road, np.array(self.path), np.array(self.disengaged).reshape(-1, 2), 256)
         frame = Image.fromarray(np.concatenate([view, road_map], 1))
         draw = ImageDraw.Draw(frame)
