@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 
-from dpgkit.progress import TrainingProgress, format_elapsed, plain_line_due
+from dpgkit.progress import TrainingProgress, UpdateProgress, format_elapsed, plain_line_due
 
 LINE = re.compile(
     r"^train (\d+)/100 \((\d+)%\) \d+ steps/s (\d+\.\d) updates/s replay (\d+) eval (\S+) elapsed \d+:\d\d:\d\d$"
@@ -82,3 +82,16 @@ def test_a_line_is_due_after_a_tenth_of_the_steps_or_thirty_seconds():
 
 def test_elapsed_is_hours_minutes_seconds():
     assert format_elapsed(3 * 3600 + 4 * 60 + 5.9) == "3:04:05"
+
+
+def test_pretraining_lines_show_the_latest_losses_every_tenth_and_at_the_end():
+    stream = io.StringIO()
+    with UpdateProgress("vae", 20, stream=stream) as progress:
+        for update in range(1, 16):
+            progress.update(update, {"reconstruction": np.float32(100.0 / update), "KL": np.float32(update)})
+    lines = [line.rsplit(" elapsed", 1)[0] for line in stream.getvalue().splitlines()]
+    assert lines == [
+        "vae 2/20 (10%) reconstruction 50.00 KL 2.00",
+        *[f"vae {u}/20 ({5 * u}%) reconstruction {100.0 / u:.2f} KL {u:.2f}" for u in range(4, 15, 2)],
+        "vae 15/20 (75%) reconstruction 6.67 KL 15.00",
+    ]

@@ -135,7 +135,7 @@ def train_vae(config: VAEConfig, vae: VAE, frames: np.ndarray, stream: TextIO | 
             params, opt_state, (recon, kl) = step(
                 params, opt_state, device_frames, jax.random.fold_in(key, update)
             )
-            progress.update(update + 1, f"reconstruction {float(recon):.2f} KL {float(kl):.2f}")
+            progress.update(update + 1, {"reconstruction": recon, "KL": kl})
     return params
 
 

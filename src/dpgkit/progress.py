@@ -53,44 +53,43 @@ def plain_line_due(steps: int, line_steps: int, span: int, now: float, line_time
     )
 
 
-class TrainingProgress:
-    """Context manager showing env steps, env steps and learner updates per second, the replay's size (transitions
-    per seed) and the last evaluation while training; `updates` is the learner's count at the start.
+class ProgressDisplay:
+    """Context manager showing a count towards a total with fields of its own: on a terminal a rich progress bar,
+    refreshed every `interval` seconds; on any other stream a plain line every tenth of the call's span or every
+    PLAIN_EVERY_SECONDS, whichever comes first, and one at the end. Subclasses name their FIELDS, the bar's text
+    TEMPLATE over them, and give their values (fields) and the plain line (line)."""
 
-    On a terminal it is a rich progress bar, refreshed a few times per second; on any other stream it prints a
-    plain line every tenth of the call's steps or every 30 s, whichever comes first, and one at the end.
-    """
+    FIELDS: tuple[str, ...] = ()
+    TEMPLATE = ""
 
     def __init__(
         self,
+        label: str,
         total: int,
         completed: int,
-        updates: int = 0,
         enabled: bool = True,
         interval: float = 0.25,
         stream: TextIO | None = None,
     ):
         self.stream = sys.stdout if stream is None else stream
         self.plain = enabled and not self.stream.isatty()
-        self.enabled, self.interval, self.total = enabled, interval, total
+        self.label, self.enabled, self.interval, self.total = label, enabled, interval, total
         self.next_refresh = 0.0
-        self.start_steps, self.start_time = completed, time.perf_counter()
-        self.line_steps, self.line_time = completed, self.start_time
-        self.steps, self.last_eval = completed, np.full(1, np.nan)
-        self.start_updates, self.updates, self.replay = updates, updates, 0
+        self.start_done, self.start_time = completed, time.perf_counter()
+        self.line_done, self.line_time = completed, self.start_time
+        self.done = completed
         self.progress = Progress(
-            TextColumn("[bold]train"),
+            TextColumn(f"[bold]{label}"),
             BarColumn(bar_width=None),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[sps]} steps/s {task.fields[ups]} upd/s replay {task.fields[replay]}"),
-            TextColumn("eval {task.fields[eval]}"),
+            TextColumn(self.TEMPLATE),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=Console(file=self.stream),
             disable=not enabled or self.plain,
         )
         self.task = self.progress.add_task(
-            "train", total=total, completed=completed, sps="-", ups="-", replay="-", eval="-"
+            label, total=total, completed=completed, **dict.fromkeys(self.FIELDS, "-")
         )
 
     def __enter__(self) -> Self:
@@ -101,51 +100,34 @@ class TrainingProgress:
         if self.enabled and not self.plain:
             self.refresh_bar(time.perf_counter())
         self.progress.__exit__(*exc)
-        if self.plain and self.steps > self.line_steps:
+        if self.plain and self.done > self.line_done:
             self.write_line(time.perf_counter())
 
-    def sps(self, now: float) -> float:
-        """Mean env steps per second since the start."""
-        return (self.steps - self.start_steps) / max(now - self.start_time, 1e-9)
+    def fields(self, now: float) -> dict[str, str]:
+        """The bar's field values now."""
+        raise NotImplementedError
 
-    def ups(self, now: float) -> float:
-        """Mean learner updates per second since the start."""
-        return (self.updates - self.start_updates) / max(now - self.start_time, 1e-9)
+    def line(self, now: float) -> str:
+        """The plain line now."""
+        raise NotImplementedError
 
     def write_line(self, now: float) -> None:
         """Print one plain progress line and remember when."""
-        line = plain_line(
-            self.steps,
-            self.total,
-            self.sps(now),
-            self.ups(now),
-            self.replay,
-            self.last_eval,
-            now - self.start_time,
-        )
-        print(line, file=self.stream, flush=True)
-        self.line_steps, self.line_time = self.steps, now
+        print(self.line(now), file=self.stream, flush=True)
+        self.line_done, self.line_time = self.done, now
 
     def refresh_bar(self, now: float) -> None:
-        """Show the latest steps, steps and updates per second, replay size and evaluation on the bar."""
-        self.progress.update(
-            self.task,
-            completed=self.steps,
-            sps=f"{self.sps(now):.0f}",
-            ups=f"{self.ups(now):.0f}",
-            replay=self.replay,
-            eval=shown_eval(self.last_eval),
-        )
+        """Show the latest count and fields on the bar."""
+        self.progress.update(self.task, completed=self.done, **self.fields(now))
 
-    def update(self, steps: int, last_eval: np.ndarray, updates: int, replay: int) -> None:
-        """Show the step count, the mean env steps and learner updates per second since the start, the replay's
-        size and the last evaluation's mean return."""
+    def show(self, done: int) -> None:
+        """Show the count `done` (and the fields as they are now): a plain line when one is due, else the bar."""
         if not self.enabled:
             return
         now = time.perf_counter()
-        self.steps, self.last_eval, self.updates, self.replay = steps, last_eval, updates, replay
+        self.done = done
         if self.plain:
-            if plain_line_due(steps, self.line_steps, self.total - self.start_steps, now, self.line_time):
+            if plain_line_due(done, self.line_done, self.total - self.start_done, now, self.line_time):
                 self.write_line(now)
             return
         if now < self.next_refresh:
@@ -154,57 +136,87 @@ class TrainingProgress:
         self.refresh_bar(now)
 
 
-class UpdateProgress:
-    """Context manager showing updates done and the latest losses (pretraining): a rich progress bar on a terminal,
-    elsewhere a plain line every tenth of the updates or every 30 s, and one at the end."""
+class TrainingProgress(ProgressDisplay):
+    """Env steps while training, env steps and learner updates per second, the replay's size (transitions per
+    seed) and the last evaluation; `updates` is the learner's count at the start."""
+
+    FIELDS = ("sps", "ups", "replay", "eval")
+    TEMPLATE = "{task.fields[sps]} steps/s {task.fields[ups]} upd/s replay {task.fields[replay]} eval {task.fields[eval]}"
+
+    def __init__(
+        self,
+        total: int,
+        completed: int,
+        updates: int = 0,
+        enabled: bool = True,
+        interval: float = 0.25,
+        stream: TextIO | None = None,
+    ):
+        super().__init__("train", total, completed, enabled, interval, stream)
+        self.last_eval = np.full(1, np.nan)
+        self.start_updates, self.updates, self.replay = updates, updates, 0
+
+    def sps(self, now: float) -> float:
+        """Mean env steps per second since the start."""
+        return (self.done - self.start_done) / max(now - self.start_time, 1e-9)
+
+    def ups(self, now: float) -> float:
+        """Mean learner updates per second since the start."""
+        return (self.updates - self.start_updates) / max(now - self.start_time, 1e-9)
+
+    def line(self, now: float) -> str:
+        """The plain training line."""
+        return plain_line(
+            self.done,
+            self.total,
+            self.sps(now),
+            self.ups(now),
+            self.replay,
+            self.last_eval,
+            now - self.start_time,
+        )
+
+    def fields(self, now: float) -> dict[str, str]:
+        """Steps and updates per second, replay size and evaluation for the bar."""
+        return {
+            "sps": f"{self.sps(now):.0f}",
+            "ups": f"{self.ups(now):.0f}",
+            "replay": str(self.replay),
+            "eval": shown_eval(self.last_eval),
+        }
+
+    def update(self, steps: int, last_eval: np.ndarray, updates: int, replay: int) -> None:
+        """Show the step count, the mean env steps and learner updates per second since the start, the replay's
+        size and the last evaluation's mean return."""
+        self.last_eval, self.updates, self.replay = last_eval, updates, replay
+        self.show(steps)
+
+
+class UpdateProgress(ProgressDisplay):
+    """Updates done (pretraining) and the latest losses, read from the device only when shown."""
+
+    FIELDS = ("losses",)
+    TEMPLATE = "{task.fields[losses]}"
 
     def __init__(self, label: str, total: int, enabled: bool = True, stream: TextIO | None = None):
-        self.stream = sys.stdout if stream is None else stream
-        self.plain = enabled and not self.stream.isatty()
-        self.label, self.total, self.enabled = label, total, enabled
-        self.done, self.losses = 0, "-"
-        self.start_time = self.line_time = time.perf_counter()
-        self.line_done = 0
-        self.progress = Progress(
-            TextColumn(f"[bold]{label}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[losses]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=Console(file=self.stream),
-            disable=not enabled or self.plain,
-        )
-        self.task = self.progress.add_task(label, total=total, losses="-")
+        super().__init__(label, total, 0, enabled, stream=stream)
+        self.losses: dict = {}
 
-    def __enter__(self) -> Self:
-        self.progress.__enter__()
-        return self
+    def shown_losses(self) -> str:
+        """The latest losses as "name value" pairs (2 decimals), or "-" before the first."""
+        return " ".join(f"{name} {float(value):.2f}" for name, value in self.losses.items()) or "-"
 
-    def __exit__(self, *exc) -> None:
-        self.progress.__exit__(*exc)
-        if self.plain and self.done > self.line_done:
-            self.write_line(time.perf_counter())
-
-    def write_line(self, now: float) -> None:
-        """Print one plain line: updates done of the total, the losses and the time elapsed."""
+    def line(self, now: float) -> str:
+        """The plain line: updates done of the total, the losses and the time elapsed."""
         percent = 100 * self.done // max(self.total, 1)
         elapsed = format_elapsed(now - self.start_time)
-        print(
-            f"{self.label} {self.done}/{self.total} ({percent}%) {self.losses} elapsed {elapsed}",
-            file=self.stream,
-            flush=True,
-        )
-        self.line_done, self.line_time = self.done, now
+        return f"{self.label} {self.done}/{self.total} ({percent}%) {self.shown_losses()} elapsed {elapsed}"
 
-    def update(self, done: int, losses: str) -> None:
-        """Show the updates done and the latest losses (already formatted)."""
-        if not self.enabled:
-            return
-        self.done, self.losses = done, losses
-        now = time.perf_counter()
-        if self.plain:
-            if plain_line_due(done, self.line_done, self.total, now, self.line_time):
-                self.write_line(now)
-            return
-        self.progress.update(self.task, completed=done, losses=losses)
+    def fields(self, now: float) -> dict[str, str]:
+        """The losses for the bar."""
+        return {"losses": self.shown_losses()}
+
+    def update(self, done: int, losses: dict) -> None:
+        """Show the updates done and the latest losses (name -> scalar, device arrays allowed)."""
+        self.losses = losses
+        self.show(done)
