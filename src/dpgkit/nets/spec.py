@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dpgkit.checkpoint import flatten_tree
 from dpgkit.config import vae_encoder_path
 from dpgkit.nets.torsos import (
     CNN,
@@ -216,8 +217,7 @@ def save_encoder(
     """Write a CNN encoder (its layers, latent size, image shape and the params of one dpgkit.nets.torsos.CNN under
     "params", and any other collections of params) to an .npz file."""
     path = pathlib.Path(path)
-    leaves = jax.tree_util.tree_flatten_with_path(params)[0]
-    arrays = {jax.tree_util.keystr(p): np.asarray(x) for p, x in leaves}
+    arrays = flatten_tree(params)
     header = {
         "format": ENCODER_FORMAT,
         "conv": [list(c) for c in conv],
