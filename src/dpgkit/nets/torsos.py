@@ -126,6 +126,13 @@ def patches(x, kernel: int, stride: int):
     return jnp.concatenate(windows, axis=-1)
 
 
+def conv_params(module: nn.Module, kernel: int, channels_in: int, channels_out: int):
+    """A convolution's kernel (k, k, C_in, C_out) and bias, as flax's Conv, fan-in (k * k * C_in) uniform init."""
+    bound = (kernel * kernel * channels_in) ** -0.5
+    weights = module.param("kernel", uniform_init(bound), (kernel, kernel, channels_in, channels_out))
+    return weights, module.param("bias", uniform_init(bound), (channels_out,))
+
+
 class PatchConv(nn.Module):
     """A VALID convolution computed as im2col then one matmul (twice as fast as lax.conv for forward and gradient
     on XLA's CPU, same values); params as flax's Conv: kernel (k, k, C_in, C_out), bias, fan-in uniform init."""
@@ -136,12 +143,8 @@ class PatchConv(nn.Module):
 
     @nn.compact
     def __call__(self, x):
+        kernel, bias = conv_params(self, self.kernel, x.shape[-1], self.channels)
         fan_in = self.kernel * self.kernel * x.shape[-1]
-        bound = fan_in**-0.5
-        kernel = self.param(
-            "kernel", uniform_init(bound), (self.kernel, self.kernel, x.shape[-1], self.channels)
-        )
-        bias = self.param("bias", uniform_init(bound), (self.channels,))
         return patches(x, self.kernel, self.stride) @ kernel.reshape(fan_in, self.channels) + bias
 
 

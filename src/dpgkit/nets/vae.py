@@ -12,9 +12,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from dpgkit.nets.layers import dense, uniform_init
+from dpgkit.nets.layers import dense
 from dpgkit.nets.spec import EncoderFile, conv_output_size, read_encoder, save_encoder
-from dpgkit.nets.torsos import CNN, as_float
+from dpgkit.nets.torsos import CNN, as_float, conv_params
 
 CONV_DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 
@@ -29,12 +29,7 @@ class ConvTranspose(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        fan_in = self.kernel * self.kernel * x.shape[-1]
-        bound = fan_in**-0.5
-        kernel = self.param(
-            "kernel", uniform_init(bound), (self.kernel, self.kernel, x.shape[-1], self.channels)
-        )
-        bias = self.param("bias", uniform_init(bound), (self.channels,))
+        kernel, bias = conv_params(self, self.kernel, x.shape[-1], self.channels)
         strides = (self.stride, self.stride)
         return jax.lax.conv_transpose(x, kernel, strides, "VALID", dimension_numbers=CONV_DIMENSIONS) + bias
 
