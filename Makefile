@@ -17,7 +17,7 @@ run: setup
 	$(VENV)/bin/dpgkit train td3 --env Pendulum-v1
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow
