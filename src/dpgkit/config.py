@@ -70,6 +70,9 @@ class Config:
     dqda_clip: float = 0.0
     """If > 0, each example's dQ/da is clipped to this L2 norm before it reaches the actor, through the loss
     0.5 ||sg(a + clip(dQ/da)) - a||^2 (then the logged actor loss; Acme's D4PG: 1); 0: off, the loss -Q(s, mu(s))."""
+    preactivation_l2: float = 0.0
+    """If > 0, the actor's loss adds preactivation_l2 x the mean square of its pre-tanh outputs, so that tanh does
+    not saturate and stop the actor's gradient (Andrychowicz et al. 2017, HER: 1); 0: off."""
     batch_size: int = 256
     """Transitions per gradient update."""
     buffer_size: int = 1_000_000
@@ -351,6 +354,7 @@ def validate(config: Config) -> None:
         "augment_shift",
         "max_grad_norm",
         "dqda_clip",
+        "preactivation_l2",
         "eval_every",
         "checkpoint_every",
         "checkpoint_seconds",

@@ -465,6 +465,7 @@ FIELDS_ADDED_LATER = (
     "keep_checkpoints",
     "target_update_every",
     "dqda_clip",
+    "preactivation_l2",
     "max_grad_norm",
     "torso",
     "actor_hidden",

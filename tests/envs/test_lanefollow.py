@@ -302,3 +302,35 @@ def test_render_shows_view_map_and_disengagements():
     quiet = gym.make("LaneFollow-v0")
     quiet.reset(seed=0)
     assert quiet.render() is None
+
+
+def test_the_state_observation_is_the_pose_on_the_road():
+    radius, s, lateral, heading_error = 30.0, 12.0, 0.6, -0.1
+    curvature = np.full(int(60.0 / lf.ROAD_SPACING), 1.0 / radius)
+    curvature[int(20.0 / lf.ROAD_SPACING) :] = 0.0  # a left bend, then straight from 20 m
+    road = lf.road_from_curvature(curvature, **PAINT)
+    env = gym.make(lf.STATE_ENV_ID).unwrapped
+    env.reset(seed=0, options={"road": road})
+    obs = env.set_pose(*lf.pose_on_road(road, s, lateral, heading_error), speed=2.0, steering=-0.5)
+    assert env.observation_space.contains(obs)
+    expected = [2 * lateral / PAINT["width"], heading_error, 2.0 / lf.V_MAX, -0.5, 10 / radius, 10 / radius, 0.0]
+    np.testing.assert_allclose(obs, expected, atol=2e-3)
+
+
+def test_the_state_env_drives_exactly_like_the_camera_env():
+    pixels, state = gym.make("LaneFollow-v0"), gym.make(lf.STATE_ENV_ID, render_mode="rgb_array")
+    pixels.reset(seed=4)
+    state.reset(seed=4)
+    actions = np.random.default_rng(0).uniform(-1, 1, (80, 2)).astype(np.float32)
+    for action in actions:
+        with_camera, without = pixels.step(action), state.step(action)
+        assert with_camera[1:] == without[1:]  # reward, terminated, truncated, info
+        if with_camera[2]:
+            break
+    assert with_camera[2]  # the random actions left the lane
+    assert state.render().shape == (256, 512, 3)
+
+
+def test_an_unknown_observation_kind_is_refused():
+    with pytest.raises(ValueError, match="observation must be one of"):
+        gym.make("LaneFollow-v0", observation="lidar")

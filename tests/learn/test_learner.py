@@ -705,3 +705,20 @@ def test_actor_and_critic_hidden_sizes_differ():
     assert shapes.actor["params"]["Dense_0"]["kernel"].shape == (OBS_DIM, 5)
     assert shapes.actor["params"]["Dense_1"]["kernel"].shape == (5, ACT_DIM)
     assert [shapes.critic["params"][f"Dense_{i}"]["kernel"].shape[-1] for i in range(4)] == [7, 4, 3, 1]
+
+
+def test_preactivation_l2_adds_the_mean_square_of_the_pre_tanh_outputs_to_the_actor_loss(state0):
+    batch = make_batch(17)
+    l2 = 0.3
+    penalised = spec_of(tau=0.1, target_noise=0.0, critic_lr=1e-3, actor_lr=1e-3, preactivation_l2=l2)
+    _, plain_loss = jit_actor_step(SPEC, state0, batch)
+    _, loss = jit_actor_step(penalised, state0, batch)
+    layers = np_layers(state0.actor)
+    x = np.asarray(batch.obs, np.float64)
+    for w, b in layers[:-1]:
+        x = relu(x @ w + b)
+    preactivation = x @ layers[-1][0] + layers[-1][1]
+    np.testing.assert_allclose(np.tanh(preactivation), SPEC.actor.apply(state0.actor, batch.obs), rtol=1e-5)
+    np.testing.assert_allclose(float(loss) - float(plain_loss), l2 * np.mean(preactivation**2), rtol=1e-4)
+    moved = jit_actor_step(penalised, state0, batch)[0].actor
+    assert not trees_equal(moved, jit_actor_step(SPEC, state0, batch)[0].actor)  # the penalty's gradient acts

@@ -24,6 +24,9 @@ always the fixed test route; a safety driver puts a car that left the lane back 
 current arc length, heading along the road, speed kept, and counts a disengagement (a stalled car: the same, at
 INITIAL_SPEED); truncated after
 TEST_ROUTE_LENGTH metres (or the step cap for that length).
+
+LaneFollowState-v0 is the same env with observation="state": instead of the camera, the privileged lane_state
+vector (lateral offset, heading error, speed, steering, curvature ahead), to tell perception from control apart.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import gymnasium as gym
 import numpy as np
 
 ENV_ID = "LaneFollow-v0"
+STATE_ENV_ID = "LaneFollowState-v0"
 WHEELBASE = 2.5
 DT = 0.1
 MAX_STEER = 0.7
@@ -43,6 +47,9 @@ V_MAX = 5.0
 SPEED_GAIN = 2.0
 ACCEL_LIMIT = 3.0
 INITIAL_SPEED = 1.0
+OBSERVATIONS = ("pixels", "state")
+STATE_LOOKAHEAD = (0.0, 5.0, 10.0)
+"""Metres ahead of the car at which the state observation gives the road's curvature."""
 STALL_FRACTION = 0.1
 STALL_SPEED = 0.25
 STALL_STEPS = 30
@@ -264,6 +271,14 @@ def bicycle_step(x: float, y: float, heading: float, speed: float, steer: float)
     return x, y, turned
 
 
+def lane_state(road: Road, s: float, lateral: float, heading_error: float, speed: float, steering: float):
+    """The privileged state: lateral offset / (width / 2), heading error (rad), speed / V_MAX, steering
+    fraction, and the centre line's curvature in 1/(10 m) at STATE_LOOKAHEAD metres ahead."""
+    samples = np.arange(len(road.x)) * road.spacing
+    ahead = np.interp(s + np.asarray(STATE_LOOKAHEAD), samples, road.curvature) * 10.0
+    return np.array([2.0 * lateral / road.width, heading_error, speed / V_MAX, steering, *ahead], np.float32)
+
+
 def meters_per_disengagement(distance: float, disengagements: int) -> float:
     """distance / disengagements, and the whole distance when there were none (as if one came at the end)."""
     return float(distance) / disengagements if disengagements > 0 else float(distance)
@@ -453,6 +468,8 @@ def top_down(road: Road, path: np.ndarray, disengaged: np.ndarray, size: int) ->
 class LaneFollowEnv(gym.Env):
     """Keep a car in its lane on a procedural road, seen through a forward camera (see the module docstring).
 
+    observation="pixels" (the paper's): a Dict of the driver view, speed and steering; observation="state": the
+    privileged lane_state vector instead (no camera; for telling perception from control apart).
     reset(options={"road": road}) drives the given Road instead of a generated one (scripted runs and tests);
     set_pose puts the car anywhere.
     """
@@ -465,24 +482,32 @@ class LaneFollowEnv(gym.Env):
         mode: str = "train",
         max_distance: float = 500.0,
         render_mode: str | None = None,
+        observation: str = "pixels",
     ):
         if mode not in ("train", "test") or image_size < 8 or not max_distance > 0:
             raise ValueError(
                 f"LaneFollowEnv: need mode 'train' or 'test', image_size >= 8 and max_distance > 0, got {mode!r}, "
                 f"{image_size}, {max_distance}"
             )
+        if observation not in OBSERVATIONS:
+            raise ValueError(f"LaneFollowEnv: observation must be one of {OBSERVATIONS}, got {observation!r}")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"LaneFollowEnv: render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.image_size, self.mode, self.render_mode = image_size, mode, render_mode
+        self.observation_kind = observation
         self.route_length = TEST_ROUTE_LENGTH if mode == "test" else float(max_distance)
         self.max_steps = step_cap(self.route_length)
         self.camera = make_camera(image_size)
-        self.observation_space = gym.spaces.Dict(
-            {
-                "image": gym.spaces.Box(0, 255, (image_size, image_size, 3), np.uint8),
-                "speed": gym.spaces.Box(0.0, V_MAX, (1,), np.float32),
-                "steering": gym.spaces.Box(-1.0, 1.0, (1,), np.float32),
-            }
+        self.observation_space = (
+            gym.spaces.Box(-np.inf, np.inf, (4 + len(STATE_LOOKAHEAD),), np.float32)
+            if observation == "state"
+            else gym.spaces.Dict(
+                {
+                    "image": gym.spaces.Box(0, 255, (image_size, image_size, 3), np.uint8),
+                    "speed": gym.spaces.Box(0.0, V_MAX, (1,), np.float32),
+                    "steering": gym.spaces.Box(-1.0, 1.0, (1,), np.float32),
+                }
+            )
         )
         self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
         self.road: Road | None = None
@@ -556,14 +581,21 @@ class LaneFollowEnv(gym.Env):
             self.road, self.x, self.y, self.heading, self.index
         )
 
-    def observation(self) -> dict:
-        """The driver view (kept for render), measured speed and steering fraction."""
-        self.view = driver_view(self.road, self.camera, self.paint, self.x, self.y, self.heading, self.index)
+    def observation(self) -> dict | np.ndarray:
+        """The driver view (kept for render), measured speed and steering fraction; or the lane_state."""
+        if self.observation_kind == "state":
+            self.view = None
+            return lane_state(self.road, self.s, self.lateral, self.heading_error, self.speed, self.steering)
+        self.view = self.driver_view()
         return {
             "image": self.view,
             "speed": np.array([self.speed], np.float32),
             "steering": np.array([self.steering], np.float32),
         }
+
+    def driver_view(self) -> np.ndarray:
+        """The forward camera's image of the current pose."""
+        return driver_view(self.road, self.camera, self.paint, self.x, self.y, self.heading, self.index)
 
     def info(self) -> dict:
         """Metres driven along the centre, disengagements and the lane errors of the current pose."""
@@ -580,7 +612,7 @@ class LaneFollowEnv(gym.Env):
         from PIL import Image, ImageDraw
 
         nearest = np.arange(256) * self.image_size // 256
-        view = self.view[nearest][:, nearest]
+        view = (self.driver_view() if self.view is None else self.view)[nearest][:, nearest]
         road_map = top_down(self.road, np.array(self.path), np.array(self.disengaged).reshape(-1, 2), 256)
         frame = Image.fromarray(np.concatenate([view, road_map], 1))
         draw = ImageDraw.Draw(frame)
@@ -594,6 +626,13 @@ class LaneFollowEnv(gym.Env):
 
 
 def register_lanefollow() -> None:
-    """Register LaneFollow-v0 with Gymnasium, without a TimeLimit (the env truncates itself; idempotent)."""
-    if ENV_ID not in gym.registry:
-        gym.register(id=ENV_ID, entry_point="dpgkit.envs.lanefollow:LaneFollowEnv", max_episode_steps=None)
+    """Register LaneFollow-v0 and LaneFollowState-v0 (observation="state") with Gymnasium, without a TimeLimit
+    (the env truncates itself; idempotent)."""
+    for env_id, kwargs in ((ENV_ID, {}), (STATE_ENV_ID, {"observation": "state"})):
+        if env_id not in gym.registry:
+            gym.register(
+                id=env_id,
+                entry_point="dpgkit.envs.lanefollow:LaneFollowEnv",
+                max_episode_steps=None,
+                kwargs=kwargs,
+            )

@@ -77,6 +77,7 @@ class LearnerSpec:
     critic_l2: float
     max_grad_norm: float
     dqda_clip: float
+    preactivation_l2: float
     atoms: int
     v_min: float | None
     v_max: float | None
@@ -352,13 +353,23 @@ def actor_loss(spec: LearnerSpec, critic_params, obs, action):
     return dpg_actor_loss(first_q(spec, critic_params, obs, action))
 
 
+def preactivation_penalty(preactivation, l2: float):
+    """l2 mean_b,i u_bi^2 for the pre-tanh outputs u of mu(s) = tanh(u) (HER's guard against saturated tanh)."""
+    return l2 * jnp.mean(jnp.square(preactivation))
+
+
 def actor_step(spec: LearnerSpec, state: LearnerState, batch: Batch):
-    """One DPG step of the actor through critic 1 (a NoisyNet actor under one fresh noise sample), then, unless
-    targets are copied every N updates, Polyak updates of both targets."""
+    """One DPG step of the actor through critic 1 (a NoisyNet actor under one fresh noise sample; with
+    preactivation_l2 the penalty on its pre-tanh outputs added), then, unless targets are copied every N updates,
+    Polyak updates of both targets."""
     key, noise = actor_noise(spec, state.key, state.actor)
 
     def loss_fn(actor):
-        return actor_loss(spec, state.critic, batch.obs, spec.actor.apply(actor, batch.obs, noise))
+        preactivation = spec.actor.apply(actor, batch.obs, noise, preactivation=True)
+        loss = actor_loss(spec, state.critic, batch.obs, jnp.tanh(preactivation))
+        if spec.preactivation_l2:
+            return loss + preactivation_penalty(preactivation, spec.preactivation_l2)
+        return loss
 
     loss, grads = jax.value_and_grad(loss_fn)(state.actor)
     updates, actor_opt = spec.actor_optimizer.update(grads, state.actor_opt, state.actor)

@@ -16,7 +16,8 @@ from dpgkit.nets.torsos import FLAT_INPUTS, InputSpec, joined, torso_features
 
 
 class Actor(nn.Module):
-    """Deterministic policy mu(s) in [-1, 1]^action_dim: torsos, the fused trunk (see hidden_activation), tanh.
+    """Deterministic policy mu(s) in [-1, 1]^action_dim: torsos, the fused trunk (see hidden_activation), tanh
+    (left out when called with preactivation).
 
     layer_norm normalizes each hidden layer before its ReLU (Plappert et al. 2018, for parameter noise; relu torso
     only); noisy makes every trunk layer and the output a NoisyDense (not the torsos), evaluated with the given
@@ -34,7 +35,7 @@ class Actor(nn.Module):
     ndims: tuple[int, ...] = (1,)
 
     @nn.compact
-    def __call__(self, obs, noise=None, encoded=None):
+    def __call__(self, obs, noise=None, encoded=None, preactivation: bool = False):
         features = torso_features(self.inputs, obs, encoded, self.ndims)
         joins = tuple(spec.join for spec in self.inputs)
         x = None
@@ -43,7 +44,8 @@ class Actor(nn.Module):
             x = hidden_activation(
                 self.torso, i, self.layer(size, x.shape[-1], 0.0, x, noise, i), self.layer_norm
             )
-        return jnp.tanh(self.layer(self.action_dim, x.shape[-1], self.final_init, x, noise, len(self.hidden)))
+        output = self.layer(self.action_dim, x.shape[-1], self.final_init, x, noise, len(self.hidden))
+        return output if preactivation else jnp.tanh(output)
 
     def layer(self, size: int, fan_in: int, bound: float, x, noise, index: int):
         """Layer `index`: a dense layer, or a NoisyDense fed its share of the noise."""

@@ -35,14 +35,15 @@ class ActorNet:
             "head": self.head.init(head_key, obs, None, self.encoders.apply(encoder, obs)),
         }
 
-    def apply(self, params, obs, noise=None):
-        """Actions in [-1, 1] for a batch of observations (a NoisyNet head under the given noise)."""
+    def apply(self, params, obs, noise=None, preactivation: bool = False):
+        """Actions in [-1, 1] for a batch of observations (a NoisyNet head under the given noise); with
+        preactivation, the outputs before the tanh."""
         if self.encoders is None:
-            return self.head.apply(params, obs, noise)
+            return self.head.apply(params, obs, noise, None, preactivation)
         encoded = self.encoders.apply(params["encoder"], obs)
         if self.detach:
             encoded = jax.lax.stop_gradient(encoded)
-        return self.head.apply(params["head"], obs, noise, encoded)
+        return self.head.apply(params["head"], obs, noise, encoded, preactivation)
 
     def head_params(self, params):
         """The params of the trunk and output layers (and MLP torsos): what parameter noise and NoisyNet act on."""
