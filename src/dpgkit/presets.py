@@ -44,6 +44,7 @@ _FLOAT_FIELDS = frozenset(
         "v_max",
         "ou_dt",
         "max_grad_norm",
+        "preactivation_l2",
     }
 )
 _CHOICE_FIELDS = {
