@@ -52,6 +52,7 @@ FLOAT_FIELDS = {
     "v_max",
     "ou_dt",
     "max_grad_norm",
+    "preactivation_l2",
 }
 CHOICES = {"explore": ("gaussian", "ou"), "replay": ("uniform", "prioritized"), "cnn": ("nature", "small")}
 BOOL_FIELDS = {"shared_encoder"}
