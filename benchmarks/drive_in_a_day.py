@@ -119,7 +119,6 @@ def learning_rows(
     """Train DDPG (pixels, or from the seed's VAE; the variant's settings) episode by episode, testing on the
     route after each."""
     from dpgkit.algos import DDPG
-    from dpgkit.train import new_stats
 
     run_dir = out / f"{agent_name(agent, variant)}_seed{seed}"
     config = DDPG.default_config(ENV).replace(
@@ -134,11 +133,22 @@ def learning_rows(
         path, seconds = pretrained_encoder(out, seed, vae_updates)
         print(f"  VAE of seed {seed}: {path} ({seconds:.0f} s)", flush=True)
         config = config.replace(encoder=f"vae:{path}")
-    ddpg = DDPG(ENV, config=config)
+    return tested_episodes(ENV, config, episodes, f"{agent} seed {seed}")
+
+
+def tested_episodes(
+    env_id: str, config, episodes: int, label: str, clean_after: int = CHECKPOINT_EPISODES[-1]
+):
+    """Train DDPG on env_id episode by episode, driving its test route after each, up to episodes or the first
+    test without disengagement after clean_after episodes; a row per test."""
+    from dpgkit.algos import DDPG
+    from dpgkit.train import new_stats
+
+    ddpg = DDPG(env_id, config=config)
     trainer, stats = ddpg.trainer, new_stats(1)
-    test_env = route_env(ENV)
-    rows, train_seconds, clean_after_35 = [], 0.0, False
-    while len(rows) < episodes and not clean_after_35:
+    test_env = route_env(env_id)
+    rows, train_seconds, clean = [], 0.0, False
+    while len(rows) < episodes and not clean:
         started = time.perf_counter()
         while len(stats["returns"][0]) == len(rows):
             trainer.iteration(stats)
@@ -146,8 +156,8 @@ def learning_rows(
         train_seconds += time.perf_counter() - started
         run = drive_route(ddpg.act, test_env)
         rows.append(row(len(rows) + 1, float(np.sum(stats["returns"][0])), train_seconds, run))
-        clean_after_35 = rows[-1]["disengagements"] == 0 and len(rows) >= CHECKPOINT_EPISODES[-1]
-        print(f"  {agent} seed {seed} episode {len(rows)}: {run.summary()}", flush=True)
+        clean = rows[-1]["disengagements"] == 0 and len(rows) >= clean_after
+        print(f"  {label} episode {len(rows)}: {run.summary()}", flush=True)
     test_env.close()
     ddpg.close()
     return rows
