@@ -209,7 +209,7 @@ def test_negative_seed_is_named(tmp_path, capsys):
     with pytest.raises(SystemExit) as excinfo:
         cli.main([*train_args("td3", tmp_path / "r"), "--seed", "-1"])
     assert excinfo.value.code == 1
-    assert "dpgkit train: error: config.seed must be >= 0, got -1" in capsys.readouterr().err
+    assert "dpgkit train: error: config.seed must be a number >= 0, got -1" in capsys.readouterr().err
 
 
 def test_train_that_would_never_update_is_refused_before_any_work(tmp_path, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import pathlib
 from dataclasses import dataclass
 from typing import Literal
@@ -363,8 +364,8 @@ def validate(config: Config) -> None:
     ]
     for name in non_negative:
         value = getattr(config, name)
-        if not value >= 0:
-            raise ValueError(f"config.{name} must be >= 0, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
+            raise ValueError(f"config.{name} must be a number >= 0, got {value!r}")
     if not 0.0 < config.tau <= 1.0:
         raise ValueError(f"config.tau must be in (0, 1], got {config.tau!r}")
     if not 0.0 <= config.gamma <= 1.0:
