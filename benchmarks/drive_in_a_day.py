@@ -308,6 +308,9 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/out/drive")
     parser.add_argument("--results", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed + seeds - 1"
+    )
     parser.add_argument("--episodes", type=int, default=100, help="cap of training episodes per seed")
     parser.add_argument("--only", nargs="*", choices=AGENTS, default=list(AGENTS))
     parser.add_argument("--vae-updates", type=int, default=1000, help="VAE pretraining updates per seed")
@@ -321,7 +324,7 @@ def main() -> None:
     started = time.perf_counter()
     results: dict[str, dict[int, list[dict]]] = {}
     for agent in AGENTS:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             path = results_dir / f"drive_in_a_day_{agent_name(agent, args.variant)}_seed{seed}.csv"
             if not path.is_file() and agent in args.only:
                 print(f"{agent} seed {seed}", flush=True)
