@@ -31,6 +31,7 @@ vector (lateral offset, heading error, speed, steering, curvature ahead), to tel
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -118,6 +119,11 @@ class Road:
     verge_texture: float = 0.0
     stripe_period: float = 2.0
     stripe_amp: float = 0.0
+
+    @functools.cached_property
+    def arc_lengths(self) -> np.ndarray:
+        """Arc length in metres of every centre-line sample (computed once per road)."""
+        return np.arange(len(self.x)) * self.spacing
 
     @property
     def length(self) -> float:
@@ -244,7 +250,7 @@ def project(
 
 def pose_on_road(road: Road, s: float, lateral: float = 0.0, heading_error: float = 0.0):
     """(x, y, heading) of the pose at arc length s, lateral offset and heading error from the centre line."""
-    samples = np.arange(len(road.x)) * road.spacing
+    samples = road.arc_lengths
     cx, cy, h = (float(np.interp(s, samples, v)) for v in (road.x, road.y, road.heading))
     return cx - lateral * math.sin(h), cy + lateral * math.cos(h), h + heading_error
 
@@ -274,7 +280,7 @@ def bicycle_step(x: float, y: float, heading: float, speed: float, steer: float)
 def lane_state(road: Road, s: float, lateral: float, heading_error: float, speed: float, steering: float):
     """The privileged state: lateral offset / (width / 2), heading error (rad), speed / V_MAX, steering
     fraction, and the centre line's curvature in 1/(10 m) at STATE_LOOKAHEAD metres ahead."""
-    samples = np.arange(len(road.x)) * road.spacing
+    samples = road.arc_lengths
     ahead = np.interp(s + np.asarray(STATE_LOOKAHEAD), samples, road.curvature) * 10.0
     return np.array([2.0 * lateral / road.width, heading_error, speed / V_MAX, steering, *ahead], np.float32)
 
