@@ -17,6 +17,7 @@ variant whose committed rows reach --steps is not trained again, an unfinished o
 
     python benchmarks/d4pg_settled.py --out benchmarks/out/d4pg-settled              # every variant in turn
     python benchmarks/d4pg_settled.py --out benchmarks/out/d4pg-settled --only acme acme-k1
+    python benchmarks/d4pg_settled.py --out benchmarks/out/d4pg-settled --only d4pg --first-seed 3 --seeds 2
 """
 
 from __future__ import annotations
@@ -93,6 +94,9 @@ def main() -> None:
     parser.add_argument("--results", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--env", default="HalfCheetah-v5")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="3 with --seeds 2: seeds 3-4 join the committed rows of 0-2"
+    )
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--only", nargs="*", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--eval-every", type=int, default=EVAL_EVERY, help="smaller for a smoke test")
@@ -101,7 +105,7 @@ def main() -> None:
     prefix = f"d4pg_settled_{args.env.split('-')[0].lower()}_{args.steps // 1000}k"
     rows = train_variants(
         VARIANTS, args.only, out, Path(args.results), prefix, args.env, args.seeds, args.steps,
-        eval_every=args.eval_every,
+        first_seed=args.first_seed, eval_every=args.eval_every,
     )  # fmt: skip
     summary: dict = {
         "command": "python " + shlex.join(sys.argv),

@@ -1,6 +1,7 @@
 """Variants of one benchmark, each trained once: its evaluation rows are committed to benchmarks/results/ as
 <prefix>_<variant>_eval.csv, and a variant whose committed rows reach the final step on every seed is not trained
-again. An unfinished variant resumes from its last checkpoint in the out dir (returns_vs_sb3.run_dpgkit)."""
+again. An unfinished variant resumes from its last checkpoint in the out dir (returns_vs_sb3.run_dpgkit). More
+seeds of a finished variant (first_seed > 0) train in a run of their own and join the same rows file."""
 
 from __future__ import annotations
 
@@ -21,18 +22,26 @@ def eval_csv(results: Path, prefix: str, name: str) -> Path:
     return results / f"{prefix}_{name}_eval.csv"
 
 
-def finished(path: Path, steps: int, seeds: int) -> bool:
-    """Whether the rows at path hold eval/return at `steps` for seeds 0 .. seeds - 1."""
+def finished(path: Path, steps: int, seeds: range) -> bool:
+    """Whether the rows at path hold eval/return at `steps` for every seed in `seeds`."""
     if not path.exists():
         return False
     curves = read_metrics(path).get("eval/return", {})
-    return all(seed in curves and steps in curves[seed][0] for seed in range(seeds))
+    return all(seed in curves and steps in curves[seed][0] for seed in seeds)
+
+
+def eval_rows(path: Path) -> list[list[str]]:
+    """The eval/ rows of a metrics file (header left out)."""
+    with open(path, newline="") as source:
+        return [row for row in csv.reader(source) if row[2].startswith("eval/")]
 
 
 def write_eval_rows(run_dir: Path, path: Path) -> None:
-    """Copy the eval/ rows of a run's metrics.csv to path (same step,seed,key,value format)."""
-    with open(run_dir / "metrics.csv", newline="") as source:
-        rows = [row for row in csv.reader(source) if row[2].startswith("eval/")]
+    """Write the eval/ rows of a run's metrics.csv to path, keeping the rows path already has for other seeds."""
+    rows = eval_rows(run_dir / "metrics.csv")
+    seeds = {row[1] for row in rows}
+    if path.exists():
+        rows = [row for row in eval_rows(path) if row[1] not in seeds] + rows
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as target:
         writer = csv.writer(target, lineterminator="\n")
@@ -42,17 +51,24 @@ def write_eval_rows(run_dir: Path, path: Path) -> None:
 
 def train_variants(
     variants: dict[str, Variant], only: list[str], out: Path, results: Path, prefix: str, env: str, seeds: int,
-    steps: int, **common,
+    steps: int, first_seed: int = 0, **common,
 ) -> dict[str, Path]:  # fmt: skip
-    """Train (or resume, or reuse the committed rows of) each variant in `only`, at K=1 with the `common` config
-    overrides under the variant's own; the rows of every variant that has them, by name."""
+    """Train (or resume, or reuse the committed rows of) each variant in `only` on seeds first_seed ..
+    first_seed + seeds - 1, at K=1 with the `common` config overrides under the variant's own; the rows of every
+    variant that has them, by name."""
+    trained = range(first_seed, first_seed + seeds)
     for name in only:
         path = eval_csv(results, prefix, name)
-        if finished(path, steps, seeds):
-            print(f"{name}: committed rows in {path} reach step {steps} on {seeds} seeds; not trained again")
+        if finished(path, steps, trained):
+            print(
+                f"{name}: committed rows in {path} reach step {steps} on seeds {list(trained)}; not trained again"
+            )
             continue
         algo, overrides = variants[name]
-        run_dir = run_dpgkit(out, env, seeds, steps, 1, 0, algo=algo, name=name, **(common | overrides))
+        run_name = name if first_seed == 0 else f"{name}-seed{first_seed}"
+        run_dir = run_dpgkit(
+            out, env, seeds, steps, 1, first_seed, algo=algo, name=run_name, **(common | overrides)
+        )
         write_eval_rows(run_dir, path)
     return {
         name: eval_csv(results, prefix, name) for name in variants if eval_csv(results, prefix, name).exists()
