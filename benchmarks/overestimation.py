@@ -3,9 +3,11 @@ training for DDPG, DDPG with clipped double-Q (CDQ) and TD3.
 
 The estimate and the true value are dpgkit's value-error diagnostic (README, "Value error"): at every evaluation
 (every 5,000 steps, 10 deterministic episodes) critic 1's mean Q(s_t, a_t) and the mean discounted return that
-followed, over the evaluation states whose return is observed; Fujimoto et al. average 1,000 rollouts from
-replay states instead. Variants: "Our DDPG" (`ddpg`), CDQ (`ddpg` with num_critics 2, policy_delay 1,
-target_noise 0: the clipped double-Q target alone) and TD3. Learning from step 1,000 (the TD3 paper's Hopper
+followed, over the evaluation states whose return is observed; Fujimoto et al. average 1,000 rollouts from replay
+states instead. Variants: "Our DDPG" (`ddpg`), CDQ (`ddpg` with num_critics 2, policy_delay 1, target_noise 0: the
+clipped double-Q target alone) and TD3; `td3-paper` is TD3 with the settings of the code behind the TD3 paper's
+published curves (Adam 1e-3, 400-300 networks, batch 100) instead of the authors' later defaults that dpgkit takes
+(3e-4, 256-256, batch 256), to tell settings from task versions. Learning from step 1,000 (the TD3 paper's Hopper
 setting and the Hopper-v5 presets), K=1, 3 seeds vmapped in one process per variant. Each variant's evaluation
 rows go to benchmarks/results/overestimation_hopper_200k_<variant>_eval.csv; a variant whose committed rows reach
 --steps is not trained again, an unfinished one resumes from its checkpoint in --out. Writes the plot and a
@@ -38,8 +40,23 @@ VARIANTS = {
     "ddpg": ("ddpg", {"learning_starts": 1_000}),
     "cdq": ("ddpg", {"learning_starts": 1_000, "num_critics": 2, "policy_delay": 1, "target_noise": 0.0}),
     "td3": ("td3", {"learning_starts": 1_000}),
+    "td3-paper": (
+        "td3",
+        {
+            "learning_starts": 1_000,
+            "actor_lr": 1e-3,
+            "critic_lr": 1e-3,
+            "hidden": (400, 300),
+            "batch_size": 100,
+        },
+    ),
 }
-LABELS = {"ddpg": "Our DDPG", "cdq": "CDQ (DDPG + clipped double Q)", "td3": "TD3"}
+LABELS = {
+    "ddpg": "Our DDPG",
+    "cdq": "CDQ (DDPG + clipped double Q)",
+    "td3": "TD3",
+    "td3-paper": "TD3, the paper's settings",
+}
 
 
 def plot(rows: dict[str, Path], out: Path, max_step: int) -> Path:
