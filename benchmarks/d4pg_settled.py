@@ -13,7 +13,8 @@ Every variant trains 3 seeds vmapped in one process on the schedule of returns_f
     (up to about 10 per step for a fast cheetah): [-1500, 1500].
 Each variant's evaluation rows go to benchmarks/results/d4pg_settled_halfcheetah_100k_<variant>_eval.csv; a
 variant whose committed rows reach --steps is not trained again, an unfinished one resumes from its checkpoint in
---out. Writes a plot and a summary JSON with the command: the return at half and full steps with its spread.
+--out. Writes a plot and a summary JSON with the command: the return at half and full steps with its spread, and
+each variant against the preset at full steps (difference, standard error, Welch's t).
 
     python benchmarks/d4pg_settled.py --out benchmarks/out/d4pg-settled              # every variant in turn
     python benchmarks/d4pg_settled.py --out benchmarks/out/d4pg-settled --only acme acme-k1
@@ -28,6 +29,8 @@ import shlex
 import sys
 from pathlib import Path
 
+import numpy as np
+from compare_returns import welch_t
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from returns_vs_sb3 import EVAL_EVERY
@@ -66,6 +69,20 @@ VARIANTS = {
     "acme": ("d4pg", ACME),
     "acme-k1": ("d4pg", ACME | {"train_freq": 1}),
 }
+
+
+def against_preset(rows: dict[str, Path], step: int) -> dict:
+    """Each variant's return at step minus the preset's (d4pg), its standard error and Welch's t; a variant
+    explains the gap when |t| > 2 (the issue's two standard errors)."""
+    preset = np.array(values_at(rows["d4pg"], "eval/return", step))
+    comparison = {}
+    for name, path in rows.items():
+        values = np.array(values_at(path, "eval/return", step))
+        if name == "d4pg" or len(values) < 2:
+            continue
+        difference, error, t = welch_t(values, preset)
+        comparison[name] = {"difference": difference, "error": error, "t": t, "explains": bool(abs(t) > 2)}
+    return comparison
 
 
 def plot(rows: dict[str, Path], out: Path, max_step: int) -> Path:
@@ -116,6 +133,8 @@ def main() -> None:
             f"return_{step}": spread(values_at(path, "eval/return", step))
             for step in sorted({args.steps // 2, args.steps})
         } | {"value_bias_final": spread(values_at(path, "eval/value_bias", args.steps))}
+    if "d4pg" in rows:
+        summary[f"against_preset_{args.steps}"] = against_preset(rows, args.steps)
     summary["plot"] = str(plot(rows, out, args.steps))
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
