@@ -4,7 +4,8 @@ Every variant trains 3 seeds vmapped in one process on the schedule of returns_f
 10,000, K=1, evaluation every 5,000 steps on 10 fixed episodes), with the HalfCheetah-v5 presets otherwise:
   ddpg, ddpg-n5-per: "Our DDPG", then with D4PG's 5-step returns and prioritized replay (no categorical critic);
   d4pg: the preset, 51 atoms on [-100, 1500], n = 5, prioritized replay; d4pg-n1, d4pg-n3: other n;
-  d4pg-uniform: uniform replay; d4pg-replay50k: a 50,000-transition replay instead of the whole run's;
+  d4pg-uniform: uniform replay; d4pg-n1-uniform, d4pg-n3-uniform: both changes together (preset candidates);
+  d4pg-replay50k: a 50,000-transition replay instead of the whole run's;
   d4pg-support1500: support [-1500, 1500]; d4pg-support-fitted: v_min/v_max unset, derived from the warm-up;
   acme, acme-k1: Acme's D4PG settings (uniform replay, Gaussian sigma 0.3, one update per 8 steps (acme) or per
     step (acme-k1), learning from step 1,000, actor 300-200 and critic 400-300 LayerNorm torsos, hard targets
@@ -63,6 +64,8 @@ VARIANTS = {
     "d4pg-n1": ("d4pg", {"n_step": 1}),
     "d4pg-n3": ("d4pg", {"n_step": 3}),
     "d4pg-uniform": ("d4pg", {"replay": "uniform"}),
+    "d4pg-n1-uniform": ("d4pg", {"n_step": 1, "replay": "uniform"}),
+    "d4pg-n3-uniform": ("d4pg", {"n_step": 3, "replay": "uniform"}),
     "d4pg-replay50k": ("d4pg", {"buffer_size": 50_000}),
     "d4pg-support1500": ("d4pg", {"v_min": -1500.0, "v_max": 1500.0}),
     "d4pg-support-fitted": ("d4pg", {"v_min": None, "v_max": None}),
