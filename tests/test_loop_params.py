@@ -1,8 +1,9 @@
 """The learner's parameters after short runs equal those written by the code before the one-loop refactor.
 
-The fixtures in tests/fixtures/loop_params/ were written at bfff4b2 (before the loop was reorganised) by
-`python tests/test_loop_params.py tests/fixtures/loop_params`; every later change to the loop, its
-collectors, drivers and schedules must leave these runs bit-identical (same seed, CPU).
+The fixtures in tests/fixtures/loop_params/<cpu kind>/ are written by the code of bfff4b2 (before the loop was
+reorganised): `PYTHONPATH=<bfff4b2's src> python tests/test_loop_params.py OUT`, which tests/recorded.py does
+for a kind of CPU without a committed folder; every later change to the loop, its collectors, drivers and
+schedules must leave these runs bit-identical (same seed, same kind of CPU).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import pytest
 
 from dpgkit import D4PG, DDPG, DPG, TD3
 from dpgkit.checkpoint import flatten_tree
+from recorded import recorded
 
 FIXTURES = Path(__file__).parent / "fixtures" / "loop_params"
+RECORDED_AT = "bfff4b2"
 BASE = {"hidden": (32, 32), "batch_size": 32, "learning_starts": 200, "eval_every": 0, "progress": False}
 CASES = {
     "td3-seeds2-actors2": (TD3, "Pendulum-v1", dict(BASE, seeds=2, actors=2), 600),
@@ -41,11 +44,17 @@ def trained_params(name: str, run_dir: Path) -> dict[str, np.ndarray]:
     return flatten_tree(agent.trainer.state)
 
 
+@pytest.fixture(scope="module")
+def recorded_params(tmp_path_factory) -> Path:
+    """The folder of this CPU's fixtures, written by bfff4b2's code where none is committed."""
+    return recorded(FIXTURES, RECORDED_AT, Path(__file__), tmp_path_factory.mktemp("loop_params"))
+
+
 @pytest.mark.parametrize("name", list(CASES))
-def test_parameters_equal_the_pre_refactor_run(tmp_path, name):
+def test_parameters_equal_the_pre_refactor_run(tmp_path, name, recorded_params):
     """Every leaf, bit for bit."""
     got = trained_params(name, tmp_path)
-    with np.load(FIXTURES / f"{name}.npz") as want:
+    with np.load(recorded_params / f"{name}.npz") as want:
         assert sorted(got) == sorted(want.files)
         for key in want.files:
             np.testing.assert_array_equal(got[key], want[key], err_msg=f"{name}: {key}")
