@@ -5,9 +5,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from variant_runs import finished, values_at, write_eval_rows  # noqa: E402
+from variant_runs import finished, values_at, write_eval_rows
 
-from dpgkit.logger import RunLogger  # noqa: E402
+from dpgkit.logger import RunLogger
 
 
 def logged_run(run_dir: Path, seeds: list[int], offset: float) -> Path:
