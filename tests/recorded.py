@@ -50,9 +50,6 @@ def recorded(folder: Path, commit: str, script: Path, scratch: Path) -> Path:
     kind = cpu_kind()
     if (folder / kind).is_dir():
         return folder / kind
-    out, done = scratch / kind, scratch / f"{kind}.done"
-    if done.exists():
-        return out
     archive = subprocess.run(
         ["git", "-C", str(ROOT), "archive", commit, "src"], check=False, capture_output=True
     )
@@ -64,8 +61,8 @@ def recorded(folder: Path, commit: str, script: Path, scratch: Path) -> Path:
     source = scratch / f"src-{commit}"
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(source, filter="data")
-    out.mkdir(parents=True, exist_ok=True)
+    out = scratch / kind
+    out.mkdir(parents=True)
     environment = os.environ | {"PYTHONPATH": str(source / "src")}
     subprocess.run([sys.executable, str(script), str(out)], env=environment, check=True, cwd=ROOT)
-    done.touch()
     return out
