@@ -9,7 +9,7 @@ import pytest
 
 import dpgkit.driver
 from dpgkit import D4PG, DDPG, TD3
-from dpgkit.checkpoint import load_checkpoint
+from dpgkit.checkpoint import load_checkpoint, save_checkpoint
 from dpgkit.envs import PixelDotEnv
 from dpgkit.envs.probes import dot_image
 from dpgkit.replay import bytes_per_transition, frame_bytes
@@ -147,6 +147,23 @@ def test_a_checkpoint_without_its_replay_starts_the_frame_stores_empty(tmp_path)
     assert driver.replay.size[0] == 0 and store.written[0] == 0 and not store.held.any()
     loaded.learn(150)
     assert loaded.trainer.updates > 0 and driver.replay.storage.obs[0, 0, 0] == 0
+
+
+def test_a_pixel_checkpoint_saved_before_frame_stores_loads_its_agent_and_refills_the_replay(tmp_path):
+    agent = make(TD3, PIXELS, tmp_path / "run", frame_stack=3).learn(100)
+    arrays, meta = load_checkpoint(agent.save())
+    stacks = np.zeros((1, 100, 16, 16, 3), np.uint8)  # rows of whole stacks, as pixel replay stored them before
+    arrays["replay"] = {k: v for k, v in arrays["replay"].items() if not k.startswith("frames_")}
+    arrays["replay"] |= {"leaf_0": stacks, "leaf_1": stacks}
+    old = save_checkpoint(tmp_path / "old", meta["steps"], arrays, meta, run_id=meta["run_id"])
+    with pytest.warns(UserWarning, match="holds whole observations.*refills the replay"):
+        loaded = TD3.load(old)
+    assert_trees_equal(loaded.trainer.state, agent.trainer.state)
+    driver = loaded.trainer.driver
+    (store,) = driver.frames.stores.values()
+    assert driver.replay.size[0] == 0 and store.written[0] == 0
+    loaded.learn(150)
+    assert loaded.trainer.updates > agent.trainer.updates
 
 
 def test_episodes_too_short_for_pixel_replay_are_refused_naming_the_problem(tmp_path):

@@ -395,21 +395,30 @@ class ReplayDriver:
         return arrays, {"updates": self.updates, "learning_from": self.learning_from}
 
     def restore(self, arrays: dict, meta: dict, steps: int) -> None:
-        """Load what checkpoint_contents wrote; without its replay (not a run's newest checkpoint), the replay and
-        frame stores start empty and the random warm-up starts again from `steps`."""
+        """Load what checkpoint_contents wrote; without a replay this dpgkit can read (not a run's newest
+        checkpoint, or pixel rows saved before frames were stored once), the replay and frame stores start empty
+        and the random warm-up starts again from `steps`."""
         self.state = jax.tree_util.tree_map(jnp.asarray, unflatten_tree(self.state, arrays["learner"]))
         self.updates = meta["updates"]
         self.refresh_acting_actor()
         self.behaviour = self.queued = (self.acting_actor, self.updates)
         self.learning_from = meta.get("learning_from", self.config.learning_starts)
-        if "replay" in arrays:
+        replay = arrays.get("replay")
+        if replay is None:
+            reason = "this checkpoint holds no replay (only a run's newest checkpoint does)"
+        elif self.framed and not any(key.startswith("frames_") for key in replay):
+            reason = (
+                "this checkpoint's pixel replay holds whole observations, saved before dpgkit stored each frame "
+                "once (commit 558abd4), and cannot be read into today's frame stores"
+            )
+        else:
             if self.framed:
                 check_frame_window(self.config, meta.get("config", {}))
-            self.replay.load_state(arrays["replay"])
-            self.frames.load_state(arrays["replay"])
+            self.replay.load_state(replay)
+            self.frames.load_state(replay)
             return
         warnings.warn(
-            f"this checkpoint holds no replay (only a run's newest checkpoint does): the agent acts as saved, "
+            f"{reason}: the agent acts as saved, "
             f"and learning from it refills the replay with {self.config.learning_starts} random steps first",
             stacklevel=4,
         )
