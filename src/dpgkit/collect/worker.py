@@ -19,7 +19,7 @@ from dpgkit.collect.local import LocalCollector
 from dpgkit.collect.numpy_actor import numpy_fits, numpy_policy
 from dpgkit.config import Config
 from dpgkit.explore import make_explorer
-from dpgkit.nets import ActorNet
+from dpgkit.nets import ActorNet, has_convolutions
 from dpgkit.replay import NStepWriter
 from dpgkit.replay.framed import FramedLeaf
 
@@ -70,7 +70,9 @@ def acting_function(actor: ActorNet) -> Callable:
         return numpy_policy
     import jax
 
-    return jax.jit(jax.vmap(actor.apply))
+    from dpgkit import xla
+
+    return xla.jit(jax.vmap(actor.apply), has_convolutions(actor))
 
 
 def uss_bytes() -> int:

@@ -14,10 +14,11 @@ import itertools
 import jax
 import numpy as np
 
+from dpgkit import xla
 from dpgkit.config import Config
 from dpgkit.explore.noise import actor_sigmas, make_noise
 from dpgkit.explore.param import action_distance, adapted_sigma, perturb
-from dpgkit.nets import ActorNet
+from dpgkit.nets import ActorNet, has_convolutions
 from dpgkit.nets.layers import noisy_layer_sizes, scaled_noise
 from dpgkit.trees import write_entry
 
@@ -105,7 +106,7 @@ class ParamNoiseExplorer(Explorer):
         self.stale = np.ones((seeds, config.actors), bool)
         self.perturbed = None
         self.steps = 0
-        self.apply_copies = jax.jit(jax.vmap(jax.vmap(actor.apply)))
+        self.apply_copies = xla.jit(jax.vmap(jax.vmap(actor.apply)), has_convolutions(actor))
         self.policy = policy
 
     def begin_episodes(self, reset):
@@ -161,7 +162,7 @@ class NoisyNetExplorer(Explorer):
         self.every_step = config.noisy_resample == "step"
         self.stale = np.ones((seeds, config.actors), bool)
         self.noise = None
-        self.apply = jax.jit(jax.vmap(jax.vmap(actor.apply, in_axes=(None, 0, 0))))
+        self.apply = xla.jit(jax.vmap(jax.vmap(actor.apply, in_axes=(None, 0, 0))), has_convolutions(actor))
 
     def fresh_noise(self, actor_params) -> tuple:
         """Zeroed noise factors (seeds, actors, fan) of every noisy layer, sized from the actor's params."""

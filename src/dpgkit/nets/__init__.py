@@ -2,7 +2,7 @@
 networks joining them."""
 
 from dpgkit.nets.mlp import Actor, Critic
-from dpgkit.nets.networks import ActorNet, CriticNet, make_encoders
+from dpgkit.nets.networks import ActorNet, CriticNet, has_convolutions, make_encoders
 from dpgkit.nets.torsos import FLAT_INPUTS, InputSpec, TorsoSpec, parse_torso
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "CriticNet",
     "InputSpec",
     "TorsoSpec",
+    "has_convolutions",
     "make_encoders",
     "parse_torso",
 ]

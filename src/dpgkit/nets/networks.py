@@ -105,6 +105,11 @@ class CriticNet:
         }
 
 
+def has_convolutions(*nets: ActorNet | CriticNet) -> bool:
+    """Whether any of these networks runs an encoder torso (all are CNNs), for xla.jit."""
+    return any(net.encoders is not None for net in nets)
+
+
 def make_encoders(inputs, ndims) -> Encoders | None:
     """The encoder torsos of these inputs, None when there are none."""
     return Encoders(inputs, ndims) if encoded_inputs(inputs) else None

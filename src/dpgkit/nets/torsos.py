@@ -3,6 +3,7 @@ that name them (hashable, so they can sit in the learner's static spec)."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import flax.linen as nn
@@ -113,19 +114,6 @@ def stack_in_channels(x, image_ndim: int):
     return jnp.moveaxis(x, 1, -2).reshape(x.shape[:1] + x.shape[2:4] + (-1,))
 
 
-def patches(x, kernel: int, stride: int):
-    """im2col: (N, H, W, C) -> (N, H', W', kernel * kernel * C), each output pixel's VALID window in (row, column,
-    channel) order, from strided slices (whose gradient is cheap on XLA's CPU, unlike a convolution's)."""
-    rows = (x.shape[1] - kernel) // stride + 1
-    cols = (x.shape[2] - kernel) // stride + 1
-    windows = [
-        x[:, i : i + stride * (rows - 1) + 1 : stride, j : j + stride * (cols - 1) + 1 : stride, :]
-        for i in range(kernel)
-        for j in range(kernel)
-    ]
-    return jnp.concatenate(windows, axis=-1)
-
-
 def conv_params(module: nn.Module, kernel: int, channels_in: int, channels_out: int):
     """A convolution's kernel (k, k, C_in, C_out) and bias, as flax's Conv, fan-in (k * k * C_in) uniform init."""
     bound = (kernel * kernel * channels_in) ** -0.5
@@ -133,9 +121,52 @@ def conv_params(module: nn.Module, kernel: int, channels_in: int, channels_out: 
     return weights, module.param("bias", uniform_init(bound), (channels_out,))
 
 
-class PatchConv(nn.Module):
-    """A VALID convolution computed as im2col then one matmul (twice as fast as lax.conv for forward and gradient
-    on XLA's CPU, same values); params as flax's Conv: kernel (k, k, C_in, C_out), bias, fan-in uniform init."""
+NHWC = ("NHWC", "HWIO", "NHWC")
+"""Convolution dimension numbers: images (batch, rows, columns, channels), kernels (rows, columns, in, out)."""
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def valid_conv(x, kernel, stride: int):
+    """A VALID convolution (N, H, W, C) * (k, k, C, C_out) -> (N, H', W', C_out), whose gradients are convolutions
+    in the same canonical layout (lax's own gradients, inside a scan, fall to XLA's slow generic convolution on
+    CPU)."""
+    return jax.lax.conv_general_dilated(x, kernel, (stride, stride), "VALID", dimension_numbers=NHWC)
+
+
+def valid_conv_forward(x, kernel, stride: int):
+    """valid_conv, keeping its inputs for the gradient."""
+    return valid_conv(x, kernel, stride), (x, kernel)
+
+
+def valid_conv_backward(stride: int, inputs, cotangent):
+    """(dL/dx, dL/dkernel) of valid_conv, each one NHWC convolution: dx convolves the stride-dilated cotangent
+    with the flipped kernel; dkernel convolves the images (channels as batch) with the cotangent (batch as
+    features) dilated by the stride."""
+    x, kernel = inputs
+    size, rows = kernel.shape[0], x.shape[1:3]
+    left = [r - (o - 1) * stride - size for r, o in zip(rows, cotangent.shape[1:3])]
+    flipped = jnp.flip(kernel, (0, 1)).swapaxes(2, 3)
+    padding = [(size - 1, size - 1 + extra) for extra in left]
+    dx = jax.lax.conv_general_dilated(
+        cotangent, flipped, (1, 1), padding, lhs_dilation=(stride, stride), dimension_numbers=NHWC
+    )
+    dkernel = jax.lax.conv_general_dilated(
+        x.transpose(3, 1, 2, 0),
+        cotangent.transpose(1, 2, 0, 3),
+        (1, 1),
+        "VALID",
+        rhs_dilation=(stride, stride),
+        dimension_numbers=NHWC,
+    )
+    return dx, dkernel[:, :size, :size].transpose(1, 2, 0, 3)
+
+
+valid_conv.defvjp(valid_conv_forward, valid_conv_backward)
+
+
+class ValidConv(nn.Module):
+    """A VALID convolution (valid_conv); params as flax's Conv: kernel (k, k, C_in, C_out), bias, fan-in uniform
+    init."""
 
     channels: int
     kernel: int
@@ -144,14 +175,14 @@ class PatchConv(nn.Module):
     @nn.compact
     def __call__(self, x):
         kernel, bias = conv_params(self, self.kernel, x.shape[-1], self.channels)
-        fan_in = self.kernel * self.kernel * x.shape[-1]
-        return patches(x, self.kernel, self.stride) @ kernel.reshape(fan_in, self.channels) + bias
+        return valid_conv(x, kernel, self.stride) + bias
 
 
 class CNN(nn.Module):
     """Convolutions (VALID padding, ReLU) over images (..., [k,] H, W, C), flattened, then an optional dense ReLU
     layer and an optional linear latent layer (a VAE's latent mean, named "latent"); uint8 pixels are scaled to
-    [0, 1] inside (fan-in uniform init, as PyTorch's default)."""
+    [0, 1] inside (fan-in uniform init, as PyTorch's default). The convolutions' params are named PatchConv_i, as
+    in the checkpoints and encoder files written when they were computed by im2col."""
 
     conv: tuple[tuple[int, int, int], ...]
     features: int
@@ -165,8 +196,8 @@ class CNN(nn.Module):
         """(the features before the latent layer, the output: the latent mean, or those features without one)."""
         batch = images.shape[: images.ndim - image_ndim]
         x = stack_in_channels(as_float(images).reshape((-1,) + images.shape[len(batch) :]), image_ndim)
-        for channels, kernel, stride in self.conv:
-            x = nn.relu(PatchConv(channels, kernel, stride)(x))
+        for i, (channels, kernel, stride) in enumerate(self.conv):
+            x = nn.relu(ValidConv(channels, kernel, stride, name=f"PatchConv_{i}")(x))
         x = x.reshape(batch + (-1,))
         if self.features:
             x = nn.relu(dense(self.features, x.shape[-1])(x))

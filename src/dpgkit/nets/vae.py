@@ -12,15 +12,14 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from dpgkit import xla
 from dpgkit.nets.layers import dense
 from dpgkit.nets.spec import EncoderFile, conv_output_size, read_encoder, save_encoder
-from dpgkit.nets.torsos import CNN, as_float, conv_params
-
-CONV_DIMENSIONS = ("NHWC", "HWIO", "NHWC")
+from dpgkit.nets.torsos import CNN, NHWC, as_float, conv_params
 
 
 class ConvTranspose(nn.Module):
-    """The transposed VALID convolution mirroring a PatchConv (output side (side - 1) * stride + kernel; lax's, as
+    """The transposed VALID convolution mirroring a valid_conv (output side (side - 1) * stride + kernel; lax's, as
     the VAE is not vmapped); kernel (k, k, C_in, C_out), bias, fan-in (k * k * C_in) uniform init."""
 
     channels: int
@@ -31,7 +30,7 @@ class ConvTranspose(nn.Module):
     def __call__(self, x):
         kernel, bias = conv_params(self, self.kernel, x.shape[-1], self.channels)
         strides = (self.stride, self.stride)
-        return jax.lax.conv_transpose(x, kernel, strides, "VALID", dimension_numbers=CONV_DIMENSIONS) + bias
+        return jax.lax.conv_transpose(x, kernel, strides, "VALID", dimension_numbers=NHWC) + bias
 
 
 def conv_sides(side: int, conv) -> tuple[int, ...]:
@@ -138,7 +137,7 @@ def vae_train_step(
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, losses
 
-    return jax.jit(step)
+    return xla.jit(step, convolutions=True)
 
 
 @functools.partial(jax.jit, static_argnums=0)
