@@ -2,8 +2,8 @@
 
 Settings as in returns_vs_sb3.py (learning from step 10,000, evaluation every 5,000 steps on 10 fixed episodes,
 K=1); each algorithm trains its seeds vmapped in one process and checkpoints every 10,000 steps, so rerunning
-the command resumes. D4PG runs with its HalfCheetah-v5 preset's support and defaults (51 atoms, n=5,
-prioritized replay). Writes a plot, a JSON summary with the command, and the mean env steps per second.
+the command resumes. D4PG runs with its HalfCheetah-v5 preset's support and the paper's settings (51 atoms, n=5,
+prioritized replay; the preset takes n = 3 since benchmarks/d4pg_settled.py). Writes a plot, a JSON summary with the command, and the mean env steps per second.
 
     python benchmarks/returns_family.py --out benchmarks/out/family --seeds 3 --steps 100000
 
@@ -29,7 +29,7 @@ from dpgkit.presets import load_preset
 VARIANTS = {
     "td3": ("td3", {}),
     "td3-per": ("td3", {"replay": "prioritized"}),
-    "d4pg": ("d4pg", {}),
+    "d4pg": ("d4pg", {"n_step": 5}),
 }
 
 
