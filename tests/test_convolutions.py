@@ -16,6 +16,9 @@ SHAPES = [  # (rows, columns, kernel, stride, channels in, channels out)
     (6, 6, 3, 1, 64, 64),
     (31, 32, 3, 2, 16, 16),  # rows and columns that leave a remainder, not square
     (17, 20, 5, 3, 2, 4),
+    (10, 13, 1, 1, 2, 3),  # a 1x1 kernel
+    (11, 14, 2, 5, 2, 3),  # a stride above the kernel, rows it skips
+    (8, 9, 8, 4, 3, 2),  # one output pixel
 ]
 
 
@@ -38,6 +41,20 @@ def test_valid_conv_values_and_gradients_equal_lax(rows, cols, size, stride, cin
     want = jax.grad(loss(lax_conv), (0, 1))(x, kernel)
     for g, w in zip(got, want, strict=True):
         assert g.shape == w.shape
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4 * float(jnp.abs(w).max()))
+
+
+def test_valid_conv_gradients_vmapped_over_seeds_equal_lax():
+    rng = np.random.default_rng(1)
+    x = jnp.asarray(
+        rng.normal(size=(2, 3, 15, 15, 4)), jnp.float32
+    )  # (seeds, batch, ...): kernels batched too
+    kernels = jnp.asarray(rng.normal(size=(2, 4, 4, 4, 3)), jnp.float32)
+
+    def grads(conv):
+        return jax.vmap(jax.grad(lambda x, k: jnp.sum(jnp.sin(conv(x, k, 2))), (0, 1)))(x, kernels)
+
+    for g, w in zip(grads(valid_conv), grads(lax_conv), strict=True):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4 * float(jnp.abs(w).max()))
 
 
@@ -65,5 +82,7 @@ def test_networks_with_convolutions_compile_with_the_options_and_others_without(
         """YNNPACK fusions in the compiled program (XLA's default sends each convolution to one)."""
         return jitted.lower(x).compile().as_text().count("__ynn_fusion")
 
-    assert library_fusions(xla.jit(conv, convolutions=False)) == library_fusions(jax.jit(conv)) > 0
+    if library_fusions(jax.jit(conv)) == 0:
+        pytest.skip("this jaxlib does not hand convolutions to YNNPACK")
+    assert library_fusions(xla.jit(conv, convolutions=False)) == library_fusions(jax.jit(conv))
     assert library_fusions(xla.jit(conv, convolutions=True)) == 0

@@ -29,7 +29,7 @@ from dpgkit.explore import Explorer, make_explorer
 from dpgkit.learn import Batch, LearnerSpec, init_learner, update_block
 from dpgkit.learn.categorical import suggest_support, warmup_support
 from dpgkit.learn.learner import first_q
-from dpgkit.nets import FLAT_INPUTS, has_convolutions
+from dpgkit.nets import FLAT_INPUTS
 from dpgkit.nets.spec import loaded_params, network_inputs
 from dpgkit.rate import calls_between, steps_per_call
 from dpgkit.replay import FramedReplay, PrioritizedReplay, ReplayBuffer, frame_bytes, framed_leaves, with_ids
@@ -202,7 +202,7 @@ class ReplayDriver:
             [init_learner(self.spec, jax.random.PRNGKey(s), obs_example, pretrained) for s in agent_seeds]
         )
         self.compile_learner()
-        self.act_fn = xla.jit(jax.vmap(self.spec.actor.apply), has_convolutions(self.spec.actor))
+        self.act_fn = xla.jit(jax.vmap(self.spec.actor.apply), self.spec.has_encoders)
         self.frames = FramedReplay(self.framed, *sizes)
         self.replay = make_replay(config, example)
         self.pending_priorities: tuple | None = None
@@ -215,10 +215,9 @@ class ReplayDriver:
 
     def compile_learner(self) -> None:
         """The jitted update and critic evaluation of the current spec (compiled at their first call)."""
-        convolutions = has_convolutions(self.spec.actor, self.spec.critic)
         update = jax.vmap(functools.partial(update_block, self.spec), in_axes=(0, 0, None))
-        self.update_fn = xla.jit(update, convolutions)
-        self.q_fn = xla.jit(jax.vmap(functools.partial(first_q, self.spec)), convolutions)
+        self.update_fn = xla.jit(update, self.spec.has_encoders)
+        self.q_fn = xla.jit(jax.vmap(functools.partial(first_q, self.spec)), self.spec.has_encoders)
 
     def note_support(self, source: str) -> None:
         """Print a derived categorical support once and keep it for the next log line."""

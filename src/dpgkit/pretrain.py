@@ -117,7 +117,7 @@ def evaluate_frames(vae: VAE, params, frames: np.ndarray) -> tuple[float, float]
     totals = np.zeros(2)
     for start in range(0, len(frames), EVAL_CHUNK):
         chunk = frames[start : start + EVAL_CHUNK]
-        totals += len(chunk) * np.asarray(vae_evaluation(vae, params, jnp.asarray(chunk))[:2])
+        totals += len(chunk) * np.asarray(vae_evaluation(vae)(params, jnp.asarray(chunk))[:2])
     recon, kl = totals / len(frames)
     return float(recon), float(kl)
 
@@ -169,7 +169,7 @@ def pretrain_vae(config: VAEConfig, stream: TextIO | None = None) -> PretrainedV
     path.parent.mkdir(parents=True, exist_ok=True)
     save_vae(path, vae, params)
     shown = frames[np.linspace(0, len(frames) - 1, min(GRID_FRAMES, len(frames))).astype(int)]
-    reconstructions = np.asarray(vae_evaluation(vae, params, jnp.asarray(shown))[2])
+    reconstructions = np.asarray(vae_evaluation(vae)(params, jnp.asarray(shown))[2])
     png = grid_path(path)
     imageio.imwrite(png, reconstruction_grid(shown, reconstructions))
     return PretrainedVAE(path, png, len(frames), recon, kl)

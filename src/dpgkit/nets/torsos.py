@@ -139,26 +139,27 @@ def valid_conv_forward(x, kernel, stride: int):
 
 
 def valid_conv_backward(stride: int, inputs, cotangent):
-    """(dL/dx, dL/dkernel) of valid_conv, each one NHWC convolution: dx convolves the stride-dilated cotangent
-    with the flipped kernel; dkernel convolves the images (channels as batch) with the cotangent (batch as
-    features) dilated by the stride."""
+    """(dL/dx, dL/dkernel) of valid_conv (square kernels), each one NHWC convolution: dx convolves the
+    stride-dilated cotangent with the flipped kernel; dkernel convolves the rows and columns the windows cover
+    (channels as batch) with the cotangent (batch as features) dilated by the stride."""
     x, kernel = inputs
-    size, rows = kernel.shape[0], x.shape[1:3]
-    left = [r - (o - 1) * stride - size for r, o in zip(rows, cotangent.shape[1:3])]
+    size = kernel.shape[0]
+    covered = [(outputs - 1) * stride + size for outputs in cotangent.shape[1:3]]
+    uncovered = [side - cover for side, cover in zip(x.shape[1:3], covered, strict=True)]
     flipped = jnp.flip(kernel, (0, 1)).swapaxes(2, 3)
-    padding = [(size - 1, size - 1 + extra) for extra in left]
+    padding = [(size - 1, size - 1 + extra) for extra in uncovered]
     dx = jax.lax.conv_general_dilated(
         cotangent, flipped, (1, 1), padding, lhs_dilation=(stride, stride), dimension_numbers=NHWC
     )
     dkernel = jax.lax.conv_general_dilated(
-        x.transpose(3, 1, 2, 0),
+        x[:, : covered[0], : covered[1]].transpose(3, 1, 2, 0),
         cotangent.transpose(1, 2, 0, 3),
         (1, 1),
         "VALID",
         rhs_dilation=(stride, stride),
         dimension_numbers=NHWC,
     )
-    return dx, dkernel[:, :size, :size].transpose(1, 2, 0, 3)
+    return dx, dkernel.transpose(1, 2, 0, 3)
 
 
 valid_conv.defvjp(valid_conv_forward, valid_conv_backward)

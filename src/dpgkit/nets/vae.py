@@ -19,8 +19,9 @@ from dpgkit.nets.torsos import CNN, NHWC, as_float, conv_params
 
 
 class ConvTranspose(nn.Module):
-    """The transposed VALID convolution mirroring a valid_conv (output side (side - 1) * stride + kernel; lax's, as
-    the VAE is not vmapped); kernel (k, k, C_in, C_out), bias, fan-in (k * k * C_in) uniform init."""
+    """The transposed VALID convolution mirroring a valid_conv (output side (side - 1) * stride + kernel; lax's, whose
+    gradient is fast where it is not inside a scan, as in the VAE's step); kernel (k, k, C_in, C_out), bias, fan-in
+    (k * k * C_in) uniform init."""
 
     channels: int
     kernel: int
@@ -140,12 +141,17 @@ def vae_train_step(
     return xla.jit(step, convolutions=True)
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def vae_evaluation(vae: VAE, params, images):
-    """(reconstruction loss, KL) of images with z the posterior mean (no sampling), and the reconstructions."""
-    mean, log_var = vae.apply(params, images, method=VAE.encode)
-    reconstruction = vae.apply(params, mean, method=VAE.decode)
-    return reconstruction_loss(images, reconstruction), gaussian_kl(mean, log_var), reconstruction
+@functools.cache
+def vae_evaluation(vae: VAE) -> Callable:
+    """A jitted (params, images) -> (reconstruction loss, KL, reconstructions), z the posterior mean (no
+    sampling)."""
+
+    def evaluate(params, images):
+        mean, log_var = vae.apply(params, images, method=VAE.encode)
+        reconstruction = vae.apply(params, mean, method=VAE.decode)
+        return reconstruction_loss(images, reconstruction), gaussian_kl(mean, log_var), reconstruction
+
+    return xla.jit(evaluate, convolutions=True)
 
 
 def save_vae(path: str | pathlib.Path, vae: VAE, params) -> pathlib.Path:
