@@ -58,7 +58,7 @@ ACME = {
     "v_max": 1500.0,
 }
 PAPER = {"n_step": 5, "replay": "prioritized"}
-"""The D4PG paper's n and replay (D4PGConfig's defaults; the HalfCheetah-v5 preset took n = 3 from this benchmark),
+"""The D4PG paper's n and replay (D4PGConfig's defaults; the HalfCheetah-v5 preset took n = 1 from this benchmark),
 from which every D4PG variant here starts: the "d4pg" rows are the preset as it was."""
 VARIANTS = {
     "ddpg": ("ddpg", {}),

@@ -3,7 +3,7 @@
 Settings as in returns_vs_sb3.py (learning from step 10,000, evaluation every 5,000 steps on 10 fixed episodes,
 K=1); each algorithm trains its seeds vmapped in one process and checkpoints every 10,000 steps, so rerunning
 the command resumes. D4PG runs with its HalfCheetah-v5 preset's support and the paper's settings (51 atoms, n=5,
-prioritized replay; the preset takes n = 3 since benchmarks/d4pg_settled.py). Writes a plot, a JSON summary with the command, and the mean env steps per second.
+prioritized replay; the preset takes n = 1 since benchmarks/d4pg_settled.py). Writes a plot, a JSON summary with the command, and the mean env steps per second.
 
     python benchmarks/returns_family.py --out benchmarks/out/family --seeds 3 --steps 100000
 
