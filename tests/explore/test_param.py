@@ -9,9 +9,9 @@ import pytest
 from dpgkit.config import TD3Config
 from dpgkit.explore import ParamNoiseExplorer
 from dpgkit.explore.param import action_distance, adapted_sigma, perturb
-from dpgkit.nets import Actor
+from dpgkit.nets import Actor, ActorNet
 
-ACTOR = Actor((8, 8), 2, layer_norm=True)
+ACTOR = ActorNet(Actor((8, 8), 2, layer_norm=True), encoders=None, detach=False)
 OBS_DIM = 3
 
 
