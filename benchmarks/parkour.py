@@ -6,12 +6,15 @@ BipedalWalker-v3: 3 seeds per network (vmapped in one process) to 300,000 steps,
 returns at 300k. BipedalWalkerHardcore-v3: one seed per network to 200,000 steps, curves only (for scale: RL
 Zoo reports TD3 at -98 after 10M steps on Hardcore, TQC at 235 after 2M). Each variant's evaluation rows go to
 benchmarks/results/parkour_<env>_<steps>k_<variant>_eval.csv; a variant whose committed rows reach --steps is
-not trained again, an unfinished one resumes from its checkpoint in --out. Writes the plot and a summary JSON
+not trained again, an unfinished one resumes from its checkpoint in --out. With --seeds 1 --first-seed S each seed
+trains in a run of its own and joins the same rows (more CPU than the vmapped three, but a seed's rows land as
+it ends, so a machine that does not come back loses at most one seed's run). Writes the plot and a summary JSON
 with the command.
 
     python benchmarks/parkour.py --out benchmarks/out/parkour
     python benchmarks/parkour.py --out benchmarks/out/parkour-hardcore --env BipedalWalkerHardcore-v3 \\
         --seeds 1 --steps 200000
+    python benchmarks/parkour.py --out benchmarks/out/parkour --only early --seeds 1 --first-seed 2
 """
 
 from __future__ import annotations
@@ -60,12 +63,16 @@ def main() -> None:
     parser.add_argument("--env", default="BipedalWalker-v3")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=300_000)
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="with --seeds 1: one seed per run, its rows committed as it ends"
+    )
     parser.add_argument("--only", nargs="*", choices=list(VARIANTS), default=list(VARIANTS))
     args = parser.parse_args()
     out = Path(args.out)
     prefix = f"parkour_{args.env.split('-')[0].lower()}_{args.steps // 1000}k"
     rows = train_variants(
-        VARIANTS, args.only, out, Path(args.results), prefix, args.env, args.seeds, args.steps
+        VARIANTS, args.only, out, Path(args.results), prefix, args.env, args.seeds, args.steps,
+        args.first_seed,
     )
     summary: dict = {
         "command": "python " + shlex.join(sys.argv),
@@ -75,7 +82,7 @@ def main() -> None:
         summary[name] = {
             str(step): spread(values_at(path, "eval/return", step)) for step in (args.steps // 2, args.steps)
         }
-    if set(VARIANTS) <= set(rows) and args.seeds > 1:
+    if set(VARIANTS) <= set(rows):
         early, parkour = (
             np.array(values_at(rows[n], "eval/return", args.steps)) for n in ("early", "parkour")
         )
