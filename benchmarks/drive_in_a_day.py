@@ -9,7 +9,8 @@ disengagement. Each seed is its own process-local run (episodes are per seed: up
 first seed of a run).
 
 --variant dpgkit runs the learning agents with VARIANTS["dpgkit"] over the preset instead (their files are named
-<agent>-dpgkit).
+<agent>-dpgkit). --vae-source, --vae-updates and --vae-beta change how the VAE is pretrained and --vae-trainable lets the agent
+fine-tune it (the VAE agent's files then carry them: vae-<source>-u<updates>-b<beta>[-trainable]).
 
 Each finished seed's rows go to benchmarks/results/drive_in_a_day_<agent>_seed<S>.csv (episode, training
 distance, training seconds, test distance and disengagements after that episode); a seed with committed rows is
@@ -20,6 +21,8 @@ paper's points.
 
     python benchmarks/drive_in_a_day.py --out benchmarks/out/drive
     python benchmarks/drive_in_a_day.py --out benchmarks/out/drive --variant dpgkit --only pixels vae
+    python benchmarks/drive_in_a_day.py --out benchmarks/out/drive --variant dpgkit --only vae --vae-source safety \
+        --vae-updates 5000
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import json
 import shlex
 import sys
 import time
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +64,33 @@ FIELDS = (
     "m_per_disengagement",
 )
 CHECKPOINT_EPISODES = (11, 35)
+VAE_SOURCES = {"train": {}, "safety": {"safety_driver": True}}
+"""LaneFollow-v0 keyword arguments of the five random-policy episodes a VAE is pretrained on. train: the paper's
+(an episode ends when the car leaves its lane, so the frames come from the first metres of five roads); safety:
+the safety driver re-centres the car instead, so each episode drives on through its whole road."""
+
+
+@dataclass(frozen=True)
+class Pretraining:
+    """How the VAE agent's encoder is pretrained (the frames' source, Adam updates, the KL weight), and whether the
+    agent fine-tunes it (encoder_trainable) or keeps it frozen (the paper)."""
+
+    source: str = "train"
+    updates: int = 1000
+    beta: float = 1.0
+    trainable: bool = False
+
+    def tag(self) -> str:
+        """Empty for the defaults, else -<source>-u<updates>-b<beta>[-trainable] (in the VAE agent's file names)."""
+        if self == Pretraining():
+            return ""
+        return f"-{self.source}-u{self.updates}-b{self.beta:g}" + ("-trainable" if self.trainable else "")
+
+    def vae_file(self, seed: int) -> str:
+        """The file name of a seed's VAE (fine-tuning or not, the same pretrained VAE)."""
+        return f"vae{replace(self, trainable=False).tag()}_seed{seed}.npz"
+
+
 VARIANTS = {
     "paper": {},
     "dpgkit": {"preactivation_l2": 1.0, "hidden": (64, 64), "n_step": 5},
@@ -95,32 +126,44 @@ def row(episode: int, train_distance: float, train_seconds: float, run) -> dict:
     }
 
 
-def pretrained_encoder(out: Path, seed: int, updates: int) -> tuple[Path, float]:
+def pretrained_encoder(out: Path, seed: int, pretraining: Pretraining) -> tuple[Path, float]:
     """The VAE of this seed (five random-policy episodes), trained unless already in out; and its seconds."""
+    import gymnasium as gym
+
     from dpgkit.config import VAEConfig
     from dpgkit.pretrain import pretrain_vae
 
-    path = out / f"vae_seed{seed}.npz"
+    path = out / pretraining.vae_file(seed)
     started = time.perf_counter()
     if not path.is_file():
-        config = VAEConfig(env=ENV, episodes=5, out=str(path), seed=seed, updates=updates, progress=False)
+        kwargs = VAE_SOURCES[pretraining.source]
+        config = VAEConfig(
+            env=lambda: gym.make(ENV, **kwargs),
+            episodes=5,
+            out=str(path),
+            seed=seed,
+            updates=pretraining.updates,
+            beta=pretraining.beta,
+            progress=False,
+        )
         pretrain_vae(config)
     return path, time.perf_counter() - started
 
 
-def agent_name(agent: str, variant: str) -> str:
-    """The agent's name in file names: the paper's variant keeps the bare name."""
-    return agent if variant == "paper" or agent in ("random", "zero") else f"{agent}-{variant}"
+def agent_name(agent: str, variant: str, pretraining: Pretraining = Pretraining()) -> str:
+    """The agent's name in file names: the paper's variant and VAE pretraining keep the bare name."""
+    name = agent + (pretraining.tag() if agent == "vae" else "")
+    return name if variant == "paper" or agent in ("random", "zero") else f"{name}-{variant}"
 
 
 def learning_rows(
-    agent: str, seed: int, out: Path, episodes: int, vae_updates: int, variant: str = "paper"
+    agent: str, seed: int, out: Path, episodes: int, pretraining: Pretraining, variant: str = "paper"
 ) -> list[dict]:
     """Train DDPG (pixels, or from the seed's VAE; the variant's settings) episode by episode, testing on the
     route after each."""
     from dpgkit.algos import DDPG
 
-    run_dir = out / f"{agent_name(agent, variant)}_seed{seed}"
+    run_dir = out / f"{agent_name(agent, variant, pretraining)}_seed{seed}"
     config = DDPG.default_config(ENV).replace(
         seed=seed,
         run_dir=str(run_dir),
@@ -130,9 +173,9 @@ def learning_rows(
         **VARIANTS[variant],
     )
     if agent == "vae":
-        path, seconds = pretrained_encoder(out, seed, vae_updates)
+        path, seconds = pretrained_encoder(out, seed, pretraining)
         print(f"  VAE of seed {seed}: {path} ({seconds:.0f} s)", flush=True)
-        config = config.replace(encoder=f"vae:{path}")
+        config = config.replace(encoder=f"vae:{path}", encoder_trainable=pretraining.trainable)
     return tested_episodes(ENV, config, episodes, f"{agent} seed {seed}")
 
 
@@ -313,11 +356,21 @@ def main() -> None:
     )
     parser.add_argument("--episodes", type=int, default=100, help="cap of training episodes per seed")
     parser.add_argument("--only", nargs="*", choices=AGENTS, default=list(AGENTS))
-    parser.add_argument("--vae-updates", type=int, default=1000, help="VAE pretraining updates per seed")
+    parser.add_argument(
+        "--vae-updates", type=int, default=Pretraining.updates, help="VAE pretraining updates"
+    )
+    parser.add_argument(
+        "--vae-beta", type=float, default=Pretraining.beta, help="VAE pretraining's KL weight"
+    )
+    parser.add_argument("--vae-trainable", action="store_true", help="the VAE agent fine-tunes its encoder")
+    parser.add_argument(
+        "--vae-source", choices=list(VAE_SOURCES), default=Pretraining.source, help="VAE pretraining's frames"
+    )
     parser.add_argument(
         "--variant", choices=list(VARIANTS), default="paper", help="learning agents' settings"
     )
     args = parser.parse_args()
+    pretraining = Pretraining(args.vae_source, args.vae_updates, args.vae_beta, args.vae_trainable)
     out, results_dir = Path(args.out), Path(args.results)
     out.mkdir(parents=True, exist_ok=True)
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -325,13 +378,15 @@ def main() -> None:
     results: dict[str, dict[int, list[dict]]] = {}
     for agent in AGENTS:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            path = results_dir / f"drive_in_a_day_{agent_name(agent, args.variant)}_seed{seed}.csv"
+            path = (
+                results_dir / f"drive_in_a_day_{agent_name(agent, args.variant, pretraining)}_seed{seed}.csv"
+            )
             if not path.is_file() and agent in args.only:
                 print(f"{agent} seed {seed}", flush=True)
                 rows = (
                     baseline_rows(agent, seed)
                     if agent in ("random", "zero")
-                    else learning_rows(agent, seed, out, args.episodes, args.vae_updates, args.variant)
+                    else learning_rows(agent, seed, out, args.episodes, pretraining, args.variant)
                 )
                 write_rows(path, rows)
             if path.is_file():
@@ -339,17 +394,17 @@ def main() -> None:
     summary = {
         "command": shlex.join([sys.executable, *sys.argv]),
         "variant": {"name": args.variant, "over_the_preset": VARIANTS[args.variant]},
+        "vae_pretraining": asdict(pretraining),
         "wall_seconds_this_call": round(time.perf_counter() - started, 1),
         "paper": PAPER,
         "targets": targets(results),
         "agents": {a: {s: seed_summary(rows) for s, rows in seeds.items()} for a, seeds in results.items()},
     }
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    (results_dir / f"drive_in_a_day_{args.variant}_summary_{stamp}.json").write_text(
-        json.dumps(summary, indent=1)
-    )
+    name = f"{args.variant}{pretraining.tag()}"
+    (results_dir / f"drive_in_a_day_{name}_summary_{stamp}.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary["agents"], indent=1))
-    print(f"plot: {plot(results, results_dir / f'drive_in_a_day_{args.variant}.png')}")
+    print(f"plot: {plot(results, results_dir / f'drive_in_a_day_{name}.png')}")
 
 
 if __name__ == "__main__":

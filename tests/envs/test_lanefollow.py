@@ -283,6 +283,21 @@ def test_safety_driver_recentres_and_meters_per_disengagement_match_the_hand_cou
     assert count > 5 and measured == pytest.approx(distance / count, abs=1e-6)
 
 
+@pytest.mark.parametrize(("mode", "safety_driver"), [("train", True), ("test", False)])
+def test_the_safety_driver_can_be_put_into_train_mode_and_taken_out_of_test_mode(mode, safety_driver):
+    env = make(mode, road=straight_road(), safety_driver=safety_driver, max_distance=40.0)
+    env.set_pose(0.0, 0.0, 0.0, speed=2.5, steering=0.3)
+    for _ in range(200):
+        _, _, terminated, truncated, info = env.step(np.array([0.3, 0.0], np.float32))
+        if terminated or truncated or info["disengagements"]:
+            break
+    assert terminated != safety_driver and info["disengagements"] == int(safety_driver)
+    if safety_driver:
+        assert abs(info["lateral_offset"]) < 1e-9 and abs(info["heading_error"]) < 1e-9
+    else:
+        assert abs(info["lateral_offset"]) > 0.5 * PAINT["width"]
+
+
 def test_meters_per_disengagement():
     assert lf.meters_per_disengagement(120.0, 4) == 30.0
     assert lf.meters_per_disengagement(120.0, 0) == 120.0

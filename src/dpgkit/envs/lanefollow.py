@@ -23,7 +23,9 @@ ceil(max_distance / (STALL_FRACTION * V_MAX * DT)) (a car averaging under 10% of
 always the fixed test route; a safety driver puts a car that left the lane back on the centre line at its
 current arc length, heading along the road, speed kept, and counts a disengagement (a stalled car: the same, at
 INITIAL_SPEED); truncated after
-TEST_ROUTE_LENGTH metres (or the step cap for that length).
+TEST_ROUTE_LENGTH metres (or the step cap for that length). safety_driver=True puts the same safety driver in
+train mode (training roads driven to max_distance whatever the policy does: frames from all of each road, for
+pretraining an encoder); safety_driver=False takes it out of test mode.
 
 LaneFollowState-v0 is the same env with observation="state": instead of the camera, the privileged lane_state
 vector (lateral offset, heading error, speed, steering, curvature ahead), to tell perception from control apart.
@@ -489,6 +491,7 @@ class LaneFollowEnv(gym.Env):
         max_distance: float = 500.0,
         render_mode: str | None = None,
         observation: str = "pixels",
+        safety_driver: bool | None = None,
     ):
         if mode not in ("train", "test") or image_size < 8 or not max_distance > 0:
             raise ValueError(
@@ -501,6 +504,7 @@ class LaneFollowEnv(gym.Env):
             raise ValueError(f"LaneFollowEnv: render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.image_size, self.mode, self.render_mode = image_size, mode, render_mode
         self.observation_kind = observation
+        self.safety_driver = mode == "test" if safety_driver is None else bool(safety_driver)
         self.route_length = TEST_ROUTE_LENGTH if mode == "test" else float(max_distance)
         self.max_steps = step_cap(self.route_length)
         self.camera = make_camera(image_size)
@@ -570,10 +574,10 @@ class LaneFollowEnv(gym.Env):
         self.slow_steps = self.slow_steps + 1 if self.speed < STALL_SPEED else 0
         stalled = self.slow_steps >= STALL_STEPS
         left_lane = abs(self.lateral) > 0.5 * self.road.width
-        if (left_lane or stalled) and self.mode == "test":
+        if (left_lane or stalled) and self.safety_driver:
             self.disengage()
             self.speed = INITIAL_SPEED if stalled else self.speed
-        terminated = (left_lane or stalled) and self.mode == "train"
+        terminated = (left_lane or stalled) and not self.safety_driver
         truncated = not terminated and (self.s >= self.route_length or self.steps >= self.max_steps)
         return self.observation(), self.s - before, terminated, truncated, self.info()
 
