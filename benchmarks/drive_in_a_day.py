@@ -22,7 +22,7 @@ paper's points.
     python benchmarks/drive_in_a_day.py --out benchmarks/out/drive
     python benchmarks/drive_in_a_day.py --out benchmarks/out/drive --variant dpgkit --only pixels vae
     python benchmarks/drive_in_a_day.py --out benchmarks/out/drive --variant dpgkit --only vae --vae-source safety \
-        --vae-updates 5000
+        --vae-trainable
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dpgkit.config import VAEConfig
 from dpgkit.drive import drive_route, route_env
 
 ENV = "LaneFollow-v0"
@@ -76,8 +77,8 @@ class Pretraining:
     agent fine-tunes it (encoder_trainable) or keeps it frozen (the paper)."""
 
     source: str = "train"
-    updates: int = 1000
-    beta: float = 1.0
+    updates: int = VAEConfig.updates
+    beta: float = VAEConfig.beta
     trainable: bool = False
 
     def tag(self) -> str:
@@ -130,7 +131,6 @@ def pretrained_encoder(out: Path, seed: int, pretraining: Pretraining) -> tuple[
     """The VAE of this seed (five random-policy episodes), trained unless already in out; and its seconds."""
     import gymnasium as gym
 
-    from dpgkit.config import VAEConfig
     from dpgkit.pretrain import pretrain_vae
 
     path = out / pretraining.vae_file(seed)

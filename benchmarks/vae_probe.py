@@ -94,7 +94,7 @@ def main() -> None:
     parser.add_argument("--sources", nargs="*", choices=list(VAE_SOURCES), default=list(VAE_SOURCES))
     parser.add_argument("--episodes", type=int, default=5)
     parser.add_argument("--episode-steps", type=int, default=1000)
-    parser.add_argument("--updates", type=int, default=1000, help="VAE updates (drive_in_a_day.py's default)")
+    parser.add_argument("--updates", type=int, default=VAEConfig.updates, help="VAE updates")
     parser.add_argument("--beta", type=float, default=VAEConfig.beta)
     parser.add_argument("--latent", type=int, default=VAEConfig.latent)
     parser.add_argument("--roads", type=int, default=60)
