@@ -9,8 +9,8 @@ disengagement. Each seed is its own process-local run (episodes are per seed: up
 first seed of a run).
 
 --variant dpgkit runs the learning agents with VARIANTS["dpgkit"] over the preset instead (their files are named
-<agent>-dpgkit). --vae-source, --vae-updates and --vae-beta change how the VAE is pretrained and --vae-trainable lets the agent
-fine-tune it (the VAE agent's files then carry them: vae-<source>-u<updates>-b<beta>[-trainable]).
+<agent>-dpgkit). --vae-source, --vae-updates and --vae-beta change how the VAE is pretrained and --vae-trainable
+lets the agent fine-tune it (the VAE agent's files then carry them: vae-<source>-u<updates>-b<beta>[-trainable]).
 
 Each finished seed's rows go to benchmarks/results/drive_in_a_day_<agent>_seed<S>.csv (episode, training
 distance, training seconds, test distance and disengagements after that episode); a seed with committed rows is
