@@ -33,7 +33,7 @@ import json
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -88,8 +88,8 @@ class Pretraining:
         return f"-{self.source}-u{self.updates}-b{self.beta:g}" + ("-trainable" if self.trainable else "")
 
     def vae_file(self, seed: int) -> str:
-        """The file name of a seed's VAE (fine-tuning or not, the same pretrained VAE)."""
-        return f"vae{replace(self, trainable=False).tag()}_seed{seed}.npz"
+        """The file name of a seed's VAE, named by all it was pretrained with (fine-tuning or not, the same VAE)."""
+        return f"vae-{self.source}-u{self.updates}-b{self.beta:g}_seed{seed}.npz"
 
 
 VARIANTS = {

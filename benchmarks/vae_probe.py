@@ -1,10 +1,10 @@
 """How much of the lane geometry a pretrained VAE's latent keeps: a linear probe on LaneFollow-v0.
 
-For each pretraining source, trains one VAE per seed (dpgkit.pretrain.pretrain_vae, the paper's five random-policy
-episodes) and fits ridge regressions from its latent mean to the car's lateral offset (over half the lane width)
-and heading error, on frames at random poses of training roads; reports R^2 on the frames of held-out roads. The
-same probe on the 64 principal components of the raw pixels is the reference for what a linear read-out of the
-image can give.
+For each pretraining source, trains one VAE per seed (drive_in_a_day.pretrained_encoder: the paper's five
+random-policy episodes) and fits ridge regressions from its latent mean to the car's lateral offset (over half
+the lane width) and heading error, on frames at random poses of training roads; reports R^2 on the frames of
+held-out roads. The same probe on the 64 principal components of the raw pixels is the reference for what a
+linear read-out of the image can give.
 
 Sources: `train` (train mode: an episode ends when the car leaves the lane, so the frames come from the first
 metres of five roads) and `safety` (the same random policy with the safety driver of test mode on training roads:
@@ -25,12 +25,11 @@ from pathlib import Path
 import gymnasium as gym
 import jax.numpy as jnp
 import numpy as np
-from drive_in_a_day import VAE_SOURCES
+from drive_in_a_day import VAE_SOURCES, Pretraining, pretrained_encoder
 
 from dpgkit.config import VAEConfig
 from dpgkit.envs.lanefollow import ENV_ID, generate_road, pose_on_road, train_road_seed
 from dpgkit.nets.vae import VAE, read_vae
-from dpgkit.pretrain import pretrain_vae
 
 PROBE_ROAD_SEED = 1_000_000
 """Probe roads are seeds PROBE_ROAD_SEED, PROBE_ROAD_SEED + 1, ... (far from the seeds pretraining draws)."""
@@ -92,11 +91,8 @@ def main() -> None:
     parser.add_argument("--results", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--sources", nargs="*", choices=list(VAE_SOURCES), default=list(VAE_SOURCES))
-    parser.add_argument("--episodes", type=int, default=5)
-    parser.add_argument("--episode-steps", type=int, default=1000)
     parser.add_argument("--updates", type=int, default=VAEConfig.updates, help="VAE updates")
     parser.add_argument("--beta", type=float, default=VAEConfig.beta)
-    parser.add_argument("--latent", type=int, default=VAEConfig.latent)
     parser.add_argument("--roads", type=int, default=60)
     parser.add_argument("--per-road", type=int, default=40)
     args = parser.parse_args()
@@ -112,28 +108,14 @@ def main() -> None:
     print(f"64 principal components of the pixels: R^2 {summary['pixels_pca64']}", flush=True)
     for source in args.sources:
         for seed in range(args.seeds):
-            name = f"{source}_u{args.updates}_b{args.beta:g}_z{args.latent}_seed{seed}"
-            path = out / f"vae_{name}.npz"
-            started = time.perf_counter()
-            if not path.is_file():
-                kwargs = VAE_SOURCES[source]
-                config = VAEConfig(
-                    env=lambda kwargs=kwargs: gym.make(ENV_ID, **kwargs),
-                    episodes=args.episodes,
-                    episode_steps=args.episode_steps,
-                    out=str(path),
-                    seed=seed,
-                    updates=args.updates,
-                    beta=args.beta,
-                    latent=args.latent,
-                    progress=False,
-                )
-                made = pretrain_vae(config)
-                summary[f"{name}_frames"] = made.frames
+            pretraining = Pretraining(source, args.updates, args.beta)
+            path, seconds = pretrained_encoder(out, seed, pretraining)
+            name = path.stem
             r2 = held_out_r2(latent_means(path, images), targets, test)
             summary[name] = r2
-            print(f"{name}: R^2 {r2} ({time.perf_counter() - started:.0f} s)", flush=True)
+            print(f"{name}: R^2 {r2} ({seconds:.0f} s)", flush=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    Path(args.results).mkdir(parents=True, exist_ok=True)
     path = Path(args.results) / f"vae_probe_{stamp}.json"
     path.write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
