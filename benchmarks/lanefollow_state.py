@@ -2,8 +2,10 @@
 state instead of the camera), the paper's settings against the env's preset.
 
 Variants over the LaneFollowState-v0 DDPG preset: paper (Kendall et al.'s settings as in the LaneFollow-v0
-preset without the CNN: one hidden layer of 8, 1-step returns, no pre-tanh penalty) and preset (the preset:
-preactivation_l2 1, hidden 64, 64, n_step 5). Each seed trains episode by episode and drives the 250 m test route
+preset without the CNN: 250 updates after each episode, discount 0.9, one hidden layer of 8, 1-step returns, no
+pre-tanh penalty), u250 (the preset until 2026-12-07: the paper's 250 updates and discount 0.9 with
+preactivation_l2 1, hidden 64, 64, n_step 5) and preset (u250 with 1,000 updates after each episode and discount
+0.95). Each seed trains episode by episode and drives the 250 m test route
 after each, up to --episodes, stopping at the first test without disengagement. A seed's rows go to
 benchmarks/results/lanefollow_state_<variant>_seed<S>.csv; a seed with rows is not run again. Writes a summary
 JSON with the command: per seed, the episodes until the first test with at most one disengagement and until
@@ -24,7 +26,12 @@ from pathlib import Path
 from drive_in_a_day import episodes_until, read_rows, tested_episodes, write_rows
 
 ENV = "LaneFollowState-v0"
-VARIANTS = {"paper": {"hidden": (8,), "n_step": 1, "preactivation_l2": 0.0}, "preset": {}}
+U250 = {"updates_per_episode": 250, "gamma": 0.9}
+VARIANTS = {
+    "paper": U250 | {"hidden": (8,), "n_step": 1, "preactivation_l2": 0.0},
+    "u250": U250,
+    "preset": {},
+}
 
 
 def seed_rows(variant: str, seed: int, out: Path, episodes: int) -> list[dict]:
