@@ -9,7 +9,7 @@ benchmarks/results/parkour_<env>_<steps>k_<variant>_eval.csv; a variant whose co
 not trained again, an unfinished one resumes from its checkpoint in --out. With --seeds 1 --first-seed S each seed
 trains in a run of its own and joins the same rows (more CPU than the vmapped three, but a seed's rows land as
 it ends, so a machine that does not come back loses at most one seed's run). Writes the plot and a summary JSON
-with the command.
+with the command next to the rows (parkour_<env>_<steps>k.png, parkour_<env>_<steps>k_summary.json).
 
     python benchmarks/parkour.py --out benchmarks/out/parkour
     python benchmarks/parkour.py --out benchmarks/out/parkour-hardcore --env BipedalWalkerHardcore-v3 \\
@@ -43,19 +43,18 @@ VARIANTS = {
 }
 
 
-def plot(rows: dict[str, Path], out: Path, env: str, max_step: int) -> Path:
-    """Evaluation return (mean and std over seeds) of each network."""
+def plot(rows: dict[str, Path], path: Path, env: str, max_step: int) -> Path:
+    """Evaluation return (mean and std over seeds) of each network, drawn to path."""
     fig = Figure(figsize=(7, 4.5))
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    for name, path in rows.items():
-        steps, mean, std = aggregate_seeds(read_metrics(path)["eval/return"], max_step)
+    for name, csv in rows.items():
+        steps, mean, std = aggregate_seeds(read_metrics(csv)["eval/return"], max_step)
         (line,) = ax.plot(steps, mean, label=name)
         ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
     ax.set(xlabel="step", ylabel="eval/return", title=f"{env}: TD3, early fusion against parkour")
     ax.grid(alpha=0.3)
     ax.legend()
-    path = out / "parkour.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     return path
@@ -110,9 +109,8 @@ def main() -> None:
                 "t": t,
             }
     if rows:
-        summary["plot"] = str(plot(rows, out, args.env, args.steps))
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        summary["plot"] = str(plot(rows, Path(args.results) / f"{prefix}.png", args.env, args.steps))
+    (Path(args.results) / f"{prefix}_summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
 
 
