@@ -102,7 +102,7 @@ VARIANTS = {
 dpgkit: HER's pre-tanh penalty against the saturated steering, two hidden layers of 64 and 5-step returns (what
 let DDPG learn on LaneFollowState-v0 within a few episodes, RESULTS.md). dpgkit-u1000: also 1,000 updates after
 each episode (the paper's 250 x 4) and discount 0.95 (on LaneFollowState-v0 the median first clean test falls
-from 8 to 3.5 episodes, RESULTS.md)."""
+from 10 to 3.5 episodes over 10 seeds, RESULTS.md)."""
 
 
 def baseline_rows(agent: str, seed: int) -> list[dict]:

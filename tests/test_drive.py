@@ -81,6 +81,6 @@ def episodes_to_at_most_one_disengagement(seed: int, run_dir, episodes: int) -> 
 @pytest.mark.slow
 def test_ddpg_learns_to_drive_the_test_route_from_the_lane_state(tmp_path):
     # 10 of 10 measured seeds drove the route with at most one disengagement after 1-6 training episodes
-    # (benchmarks/RESULTS.md); gate: 5 of 5 within 12 (about 20 s a seed)
+    # (benchmarks/RESULTS.md); gate: 5 of 5 within 12 (about 7 s a seed)
     reached = [episodes_to_at_most_one_disengagement(seed, tmp_path / str(seed), 12) for seed in range(5)]
     assert all(episode <= 12 for episode in reached), reached
