@@ -81,15 +81,19 @@ class Pretraining:
     beta: float = VAEConfig.beta
     trainable: bool = False
 
+    def pretrained_with(self) -> str:
+        """-<source>-u<updates>-b<beta>: all the VAE was pretrained with."""
+        return f"-{self.source}-u{self.updates}-b{self.beta:g}"
+
     def tag(self) -> str:
         """Empty for the defaults, else -<source>-u<updates>-b<beta>[-trainable] (in the VAE agent's file names)."""
         if self == Pretraining():
             return ""
-        return f"-{self.source}-u{self.updates}-b{self.beta:g}" + ("-trainable" if self.trainable else "")
+        return self.pretrained_with() + ("-trainable" if self.trainable else "")
 
     def vae_file(self, seed: int) -> str:
         """The file name of a seed's VAE, named by all it was pretrained with (fine-tuning or not, the same VAE)."""
-        return f"vae-{self.source}-u{self.updates}-b{self.beta:g}_seed{seed}.npz"
+        return f"vae{self.pretrained_with()}_seed{seed}.npz"
 
 
 DPGKIT = {"preactivation_l2": 1.0, "hidden": (64, 64), "n_step": 5}

@@ -25,10 +25,14 @@ from pathlib import Path
 
 from drive_in_a_day import episodes_until, read_rows, tested_episodes, write_rows
 
+from dpgkit.algos import DDPG
+
 ENV = "LaneFollowState-v0"
-U250 = {"updates_per_episode": 250, "gamma": 0.9}
+PAPER = DDPG.default_config("LaneFollow-v0")
+"""Kendall et al.'s settings: the LaneFollow-v0 DDPG preset."""
+U250 = {"updates_per_episode": PAPER.updates_per_episode, "gamma": PAPER.gamma}
 VARIANTS = {
-    "paper": U250 | {"hidden": (8,), "n_step": 1, "preactivation_l2": 0.0},
+    "paper": U250 | {"hidden": PAPER.hidden, "n_step": PAPER.n_step, "preactivation_l2": PAPER.preactivation_l2},
     "u250": U250,
     "preset": {},
 }
@@ -36,8 +40,6 @@ VARIANTS = {
 
 def seed_rows(variant: str, seed: int, out: Path, episodes: int) -> list[dict]:
     """The test rows of one seed of one variant."""
-    from dpgkit.algos import DDPG
-
     config = DDPG.default_config(ENV).replace(
         seed=seed,
         run_dir=str(out / f"{variant}_seed{seed}"),
