@@ -65,10 +65,16 @@ FIELDS = (
     "m_per_disengagement",
 )
 CHECKPOINT_EPISODES = (11, 35)
-VAE_SOURCES = {"train": {}, "safety": {"safety_driver": True}}
-"""LaneFollow-v0 keyword arguments of the five random-policy episodes a VAE is pretrained on. train: the paper's
-(an episode ends when the car leaves its lane, so the frames come from the first metres of five roads); safety:
-the safety driver re-centres the car instead, so each episode drives on through its whole road."""
+VAE_SOURCES = {
+    "train": ({}, {}),
+    "safety": ({"safety_driver": True}, {}),
+    "roads": ({"safety_driver": True}, {"episodes": 50, "episode_steps": 100}),
+}
+"""The random-policy frames a VAE is pretrained on: LaneFollow-v0 keyword arguments and VAEConfig fields over its
+defaults (five episodes of at most 1,000 steps). train: the paper's (an episode ends when the car leaves its lane,
+so the frames come from the first metres of five roads); safety: the safety driver re-centres the car instead, so
+each episode drives on through its whole road; roads: the same 5,000 frames from fifty roads of 100 steps, so the
+VAE sees ten times the road and verge colours (RESULTS.md, "The VAE's latent, probed")."""
 
 
 @dataclass(frozen=True)
@@ -136,7 +142,7 @@ def row(episode: int, train_distance: float, train_seconds: float, run) -> dict:
 
 
 def pretrained_encoder(out: Path, seed: int, pretraining: Pretraining) -> tuple[Path, float]:
-    """The VAE of this seed (five random-policy episodes), trained unless already in out; and its seconds."""
+    """The VAE of this seed (random-policy frames of its source), trained unless already in out; and its seconds."""
     import gymnasium as gym
 
     from dpgkit.pretrain import pretrain_vae
@@ -144,10 +150,10 @@ def pretrained_encoder(out: Path, seed: int, pretraining: Pretraining) -> tuple[
     path = out / pretraining.vae_file(seed)
     started = time.perf_counter()
     if not path.is_file():
-        kwargs = VAE_SOURCES[pretraining.source]
+        env_kwargs, collection = VAE_SOURCES[pretraining.source]
         config = VAEConfig(
-            env=lambda: gym.make(ENV, **kwargs),
-            episodes=5,
+            env=lambda: gym.make(ENV, **env_kwargs),
+            **collection,
             out=str(path),
             seed=seed,
             updates=pretraining.updates,

@@ -1,14 +1,15 @@
 """How much of the lane geometry a pretrained VAE's latent keeps: a linear probe on LaneFollow-v0.
 
-For each pretraining source, trains one VAE per seed (drive_in_a_day.pretrained_encoder: the paper's five
-random-policy episodes) and fits ridge regressions from its latent mean to the car's lateral offset (over half
+For each pretraining source, trains one VAE per seed (drive_in_a_day.pretrained_encoder: random-policy episodes
+of the source) and fits ridge regressions from its latent mean to the car's lateral offset (over half
 the lane width) and heading error, on frames at random poses of training roads; reports R^2 on the frames of
 held-out roads. The same probe on the 64 principal components of the raw pixels is the reference for what a
 linear read-out of the image can give.
 
 Sources: `train` (train mode: an episode ends when the car leaves the lane, so the frames come from the first
-metres of five roads) and `safety` (the same random policy with the safety driver of test mode on training roads:
-each episode drives on to max_distance or --episode-steps, so the frames cover curves and poses of the whole road).
+metres of five roads), `safety` (the same random policy with the safety driver of test mode on training roads:
+each episode drives on to max_distance or --episode-steps, so the frames cover curves and poses of the whole road)
+and `roads` (the same 5,000 frames from fifty roads of 100 steps: ten times the road and verge colours).
 
     python benchmarks/vae_probe.py --seeds 3
 """
