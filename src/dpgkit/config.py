@@ -511,7 +511,9 @@ class VAEConfig:
     env: str
     """Gymnasium environment id with an image observation: a uint8 Box (H, W, C), or a Dict with one such entry."""
     episodes: int = 5
-    """Episodes of uniformly random actions whose frames (reset and every step) the VAE learns from (the paper's 5)."""
+    """Episodes of uniformly random actions whose frames (reset and every step) the VAE learns from (the paper's 5;
+    where each episode draws a new scene, as LaneFollow-v0's roads, many short episodes generalise to unseen ones
+    far better than a few long ones: benchmarks/RESULTS.md, "The VAE's latent, probed")."""
     episode_steps: int = 1000
     """Step cap of each random episode, so that an env which never ends on its own still gives its frames."""
     out: str = ""
