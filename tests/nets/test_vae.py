@@ -21,7 +21,7 @@ from dpgkit.nets import make_encoders
 from dpgkit.nets.spec import loaded_params, read_encoder
 from dpgkit.nets.torsos import CNN
 from dpgkit.nets.vae import VAE, init_vae, read_vae, save_vae, vae_train_step
-from dpgkit.pretrain import evaluate_frames, image_entry
+from dpgkit.pretrain import collect_frames, evaluate_frames, image_entry
 
 CONV = ((8, 3, 2), (8, 3, 2))
 SHAPE = (16, 16, 1)
@@ -237,3 +237,12 @@ def test_pretrain_vae_names_an_observation_without_an_image(capsys):
     with pytest.raises(SystemExit):
         cli.main(["pretrain-vae", "--env", "Pendulum-v1", "--updates", "1"])
     assert "holds no image" in capsys.readouterr().err
+
+
+def test_each_pretraining_episode_draws_its_own_road():
+    env = gym.make("LaneFollow-v0", safety_driver=True, image_size=16)
+    frames = collect_frames(env, "image", episodes=4, episode_steps=3, seed=0)
+    env.close()
+    assert frames.shape == (4 * 4, 16, 16, 3)
+    first_frames = {frame.tobytes() for frame in frames[::4]}
+    assert len(first_frames) == 4
