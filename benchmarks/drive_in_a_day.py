@@ -67,16 +67,18 @@ FIELDS = (
     "m_per_disengagement",
 )
 CHECKPOINT_EPISODES = (11, 35)
+SAFETY_DRIVER = {"safety_driver": True}
 VAE_SOURCES = {
-    "train": ({}, {}),
-    "safety": ({"safety_driver": True}, {}),
-    "roads": ({"safety_driver": True}, {"episodes": 50, "episode_steps": 100}),
+    "train": {},
+    "safety": {"env_kwargs": SAFETY_DRIVER},
+    "roads": {"env_kwargs": SAFETY_DRIVER, "episodes": 50, "episode_steps": 100},
 }
-"""The random-policy frames a VAE is pretrained on: LaneFollow-v0 keyword arguments and VAEConfig fields over its
-defaults (five episodes of at most 1,000 steps). train: the paper's (an episode ends when the car leaves its lane,
-so the frames come from the first metres of five roads); safety: the safety driver re-centres the car instead, so
-each episode drives on through its whole road; roads: the same 5,000 frames from fifty roads of 100 steps, so the
-VAE sees ten times the road and verge colours (RESULTS.md, "The VAE's latent, probed")."""
+"""The random-policy frames a VAE is pretrained on: VAEConfig fields over its defaults (LaneFollow-v0 as it is, five
+episodes of at most 1,000 steps). train: the paper's (an episode ends when the car leaves its lane, so the frames
+come from the first metres of five roads); safety: the safety driver re-centres the car instead, so each episode
+drives on through its whole road; roads: the same 5,000 frames from fifty roads of 100 steps, so the VAE sees ten
+times the road and verge colours (RESULTS.md, "The VAE's latent, probed"; from the command line `dpgkit
+pretrain-vae --env LaneFollow-v0 --env-kwargs safety_driver True --episodes 50 --episode-steps 100`)."""
 
 
 @dataclass(frozen=True)
@@ -148,17 +150,14 @@ def row(episode: int, train_distance: float, train_seconds: float, run) -> dict:
 
 def pretrained_encoder(out: Path, seed: int, pretraining: Pretraining) -> tuple[Path, float]:
     """The VAE of this seed (random-policy frames of its source), trained unless already in out; and its seconds."""
-    import gymnasium as gym
-
     from dpgkit.pretrain import pretrain_vae
 
     path = out / pretraining.vae_file(seed)
     started = time.perf_counter()
     if not path.is_file():
-        env_kwargs, collection = VAE_SOURCES[pretraining.source]
         config = VAEConfig(
-            env=lambda: gym.make(ENV, **env_kwargs),
-            **collection,
+            env=ENV,
+            **VAE_SOURCES[pretraining.source],
             out=str(path),
             seed=seed,
             updates=pretraining.updates,

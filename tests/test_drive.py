@@ -34,6 +34,17 @@ def test_an_env_without_a_test_mode_is_named():
         route_env("Pendulum-v1")
 
 
+def test_pretrain_vae_passes_env_kwargs_so_the_safety_driver_keeps_episodes_going(tmp_path, capsys):
+    frames = {}
+    for extra in ([], ["--env-kwargs", "safety_driver", "True", "image_size", "16"]):
+        cli.main(["pretrain-vae", "--env", "LaneFollow-v0", "--episodes", "1", "--episode-steps", "200",
+                  "--updates", "1", "--batch-size", "4", "--cnn", "4-3-2", "--out", str(tmp_path / "vae.npz"),
+                  "--no-progress", *extra])  # fmt: skip
+        printed = capsys.readouterr().out
+        frames[bool(extra)] = int(printed.split("learnt from ")[1].split(" frames")[0])
+    assert frames[True] == 201 > frames[False]  # a random car leaves the lane well before 200 steps
+
+
 def test_pretrain_vae_train_on_its_encoder_drive_and_eval_video(tmp_path, capsys):
     vae = tmp_path / "lane.npz"
     cli.main(["pretrain-vae", "--env", "LaneFollow-v0", "--episodes", "1", "--updates", "3", "--batch-size",

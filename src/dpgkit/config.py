@@ -510,6 +510,9 @@ class VAEConfig:
 
     env: str
     """Gymnasium environment id with an image observation: a uint8 Box (H, W, C), or a Dict with one such entry."""
+    env_kwargs: dict[str, bool | int | float | str] = dataclasses.field(default_factory=dict)
+    """Keyword arguments of gymnasium.make for env (--env-kwargs NAME VALUE ...; LaneFollow-v0's safety_driver
+    True keeps a random episode on its road after the car leaves the lane)."""
     episodes: int = 5
     """Episodes of uniformly random actions whose frames (reset and every step) the VAE learns from (the paper's 5;
     where each episode draws a new scene, as LaneFollow-v0's roads, many short episodes generalise to unseen ones

@@ -154,7 +154,7 @@ def pretrain_vae(config: VAEConfig, stream: TextIO | None = None) -> PretrainedV
     """Collect random-policy frames of config.env, train a VAE on them, write its file and PNG."""
     validate_vae(config)
     conv, features = parse_cnn(config.cnn)
-    env = env_factory(config.env)()
+    env = env_factory(config.env, config.env_kwargs)()
     try:
         entry = image_entry(env.observation_space, config.image_key)
         shape = tuple(leaf_spaces(env.observation_space)[entry].shape)

@@ -296,3 +296,11 @@ def test_env_factory_unknown_id_suggests_close_match():
     env = make()
     assert env.spec.id == "Pendulum-v1"
     env.close()
+
+
+def test_env_factory_passes_keyword_arguments_to_an_id_only():
+    env = env_factory("Pendulum-v1", {"g": 3.5})()
+    assert env.unwrapped.g == 3.5
+    env.close()
+    with pytest.raises(ValueError, match=r"env keyword arguments \{'g': 3.5\} go with an env id"):
+        env_factory(lambda: gym.make("Pendulum-v1"), {"g": 3.5})

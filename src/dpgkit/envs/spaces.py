@@ -38,12 +38,20 @@ def check_env_id(env_id: str) -> None:
         raise ValueError(f"unknown Gymnasium environment id {name!r}{registered_by}{hint}")
 
 
-def env_factory(env: str | gym.Env | Callable[[], gym.Env]) -> Callable[[], gym.Env]:
-    """A function making fresh copies of env: an id (or "module:EnvName-v0"), an instance (deep-copied) or a
-    factory."""
+def env_factory(
+    env: str | gym.Env | Callable[[], gym.Env], env_kwargs: dict | None = None
+) -> Callable[[], gym.Env]:
+    """A function making fresh copies of env: an id (or "module:EnvName-v0", made with env_kwargs), an instance
+    (deep-copied) or a factory."""
     if isinstance(env, str):
         check_env_id(env)
-        return lambda: gym.make(env)
+        kwargs = dict(env_kwargs or {})
+        return lambda: gym.make(env, **kwargs)
+    if env_kwargs:
+        raise ValueError(
+            f"env keyword arguments {env_kwargs} go with an env id, not with {type(env).__name__} {env!r}: pass the "
+            "id, or make the env with them yourself"
+        )
     if isinstance(env, gym.Env):
         template = env
 
