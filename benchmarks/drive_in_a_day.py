@@ -24,7 +24,7 @@ paper's points.
     python benchmarks/drive_in_a_day.py --out benchmarks/out/drive --variant dpgkit --only vae --vae-source safety \
         --vae-trainable
     python benchmarks/drive_in_a_day.py --out benchmarks/out/drive --variant dpgkit-u1000 --only vae \
-        --vae-source roads --vae-updates 10000 --episodes 35     # the VAE agent of RESULTS.md's table
+        --vae-source roads --vae-updates 20000 --episodes 35     # the VAE agent of RESULTS.md's table
 """
 
 from __future__ import annotations
