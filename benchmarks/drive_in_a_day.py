@@ -78,8 +78,9 @@ VAE_SOURCES = {
 episodes of at most 1,000 steps). train: the paper's (an episode ends when the car leaves its lane, so the frames
 come from the first metres of five roads); safety: the safety driver re-centres the car instead, so each episode
 drives on through its whole road; roads: the same 5,000 frames from fifty roads of 100 steps, so the VAE sees ten
-times the road and verge colours; roads100: a hundred such roads, twice the frames and palettes (RESULTS.md, "The VAE's latent, probed"; from the command line `dpgkit
-pretrain-vae --env LaneFollow-v0 --env-kwargs safety_driver True --episodes 50 --episode-steps 100`)."""
+times the road and verge colours (RESULTS.md, "The VAE's latent, probed"; from the command line `dpgkit
+pretrain-vae --env LaneFollow-v0 --env-kwargs safety_driver True --episodes 50 --episode-steps 100`); roads100: a
+hundred such roads, twice the frames and the palettes (RESULTS.md, "Twice the frames from twice the roads")."""
 
 
 @dataclass(frozen=True)
