@@ -42,6 +42,7 @@ import numpy as np
 
 from dpgkit.config import VAEConfig
 from dpgkit.drive import drive_route, route_env
+from dpgkit.envs.lanefollow import CAMERA_MIRROR
 
 ENV = "LaneFollow-v0"
 AGENTS = ("random", "zero", "pixels", "vae")
@@ -113,15 +114,18 @@ DPGKIT_U1000 = DPGKIT | {"updates_per_episode": 1000, "gamma": 0.95}
 VARIANTS = {
     "paper": {},
     "dpgkit": DPGKIT,
+    "dpgkit-mirror": DPGKIT | {"mirror": CAMERA_MIRROR},
     "dpgkit-u1000": DPGKIT_U1000,
     "dpgkit-u1000-ln": DPGKIT_U1000 | {"torso": "layernorm"},
+    "dpgkit-u1000-mirror": DPGKIT_U1000 | {"mirror": CAMERA_MIRROR},
 }
 """Settings of the learning agents over the env's DDPG preset. paper: the preset (Kendall et al.'s settings).
 dpgkit: HER's pre-tanh penalty against the saturated steering, two hidden layers of 64 and 5-step returns (what
 let DDPG learn on LaneFollowState-v0 within a few episodes, RESULTS.md). dpgkit-u1000: also 1,000 updates after
 each episode (the paper's 250 x 4) and discount 0.95 (on LaneFollowState-v0 the median first clean test falls
 from 10 to 3.5 episodes over 10 seeds, RESULTS.md). dpgkit-u1000-ln: also Acme's LayerNormMLP torso (tried
-against the frozen VAE agent's unstable seeds: no better, RESULTS.md)."""
+against the frozen VAE agent's unstable seeds: no better, RESULTS.md). dpgkit-mirror, dpgkit-u1000-mirror: also every update
+mirrors a random half of its transitions left-right (config.mirror, the road's symmetry: twice the data)."""
 
 
 def baseline_rows(agent: str, seed: int) -> list[dict]:

@@ -349,6 +349,61 @@ def test_augmentation_changes_only_images_and_obs_apart_from_next_obs():
     assert not np.array_equal(out.obs["pixels"][0], batch.obs["pixels"])
 
 
+MIRROR = ("pixels=flip", "state=1,-1,1", "action=-1,1,1,-1")
+
+
+def test_mirroring_flips_a_random_half_of_the_transitions_obs_action_and_next_obs_together():
+    from dpgkit.learn.learner import mirrored
+
+    obs = {"pixels": IMAGE, "state": obs_spec(gym.spaces.Box(-1.0, 1.0, (3,)))}
+    batch = batch_of(obs, batch=64)
+    out = mirrored(
+        spec_for(obs, mirror=MIRROR), jax.tree_util.tree_map(lambda x: x[None], batch), jax.random.PRNGKey(0)
+    )
+    out = jax.tree_util.tree_map(lambda x: np.asarray(x[0]), out)
+    flips = np.array([1.0, -1.0, 1.0]), np.array([-1.0, 1.0, 1.0, -1.0])
+    flipped = ~np.all(out.action == np.asarray(batch.action), axis=1)
+    assert 16 < flipped.sum() < 48
+    for b, f in enumerate(flipped):
+        for part in (out.obs, out.next_obs):
+            source = batch.obs if part is out.obs else batch.next_obs
+            image = np.asarray(source["pixels"][b])
+            np.testing.assert_array_equal(part["pixels"][b], image[:, ::-1] if f else image)
+            np.testing.assert_array_equal(
+                part["state"][b], np.asarray(source["state"][b]) * (flips[0] if f else 1)
+            )
+        np.testing.assert_array_equal(out.action[b], np.asarray(batch.action[b]) * (flips[1] if f else 1))
+    np.testing.assert_array_equal(out.reward, batch.reward)
+
+
+@pytest.mark.parametrize(
+    "mirror, message",
+    [
+        (("pixels=flip", "action=-1,1,1,-1"), "it needs each of pixels, state, action once"),
+        (MIRROR + ("state=1,1,1",), "it needs each of"),
+        (("pixels=flip", "state=1,-1", "action=-1,1,1,-1"), "state has 3 component"),
+        (("pixels=flip", "state=1,-1,1", "action=-1,1"), "action has 4 component"),
+        (("pixels=1", "state=flip", "action=-1,1,1,-1"), "flip is for image inputs"),
+        (("pixels=flip", "state=1,0.5,1", "action=-1,1,1,-1"), "with each S 1 or -1"),
+        (("pixels", "state=1,-1,1", "action=-1,1,1,-1"), "'pixels' is not name=flip"),
+    ],
+)
+def test_a_wrong_mirror_is_refused_with_what_is_wrong(mirror, message):
+    obs = {"pixels": IMAGE, "state": obs_spec(gym.spaces.Box(-1.0, 1.0, (3,)))}
+    with pytest.raises(ValueError, match=message):
+        spec_for(obs, mirror=mirror)
+
+
+def test_training_with_the_mirror_updates_and_resumes(tmp_path):
+    from dpgkit.envs.lanefollow import STATE_ENV_ID, STATE_MIRROR
+
+    agent = DDPG(STATE_ENV_ID, seed=0, run_dir=str(tmp_path), total_steps=200, mirror=STATE_MIRROR, **SMALL)
+    agent.learn()
+    assert agent.trainer.driver.spec.mirror_action == (-1.0, 1.0)
+    agent.save()
+    assert DDPG.load(tmp_path).trainer.config.mirror == STATE_MIRROR
+
+
 def test_the_parkour_network_trains_on_bipedal_walker_from_its_flat_observation(tmp_path):
     agent = TD3(
         "BipedalWalker-v3", seed=0, run_dir=str(tmp_path), total_steps=300, network="parkour", **SMALL

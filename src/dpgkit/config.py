@@ -136,6 +136,12 @@ class Config:
     augment_shift: int = 0
     """If > 0, every update shifts each image of obs and next_obs by a random integer offset in
     [-augment_shift, augment_shift] pixels, edges replicated (DrQ-v2: 4); 0: off."""
+    mirror: tuple[str, ...] = ()
+    """The env's left-right symmetry, for augmentation: one entry per observation input and one for the action,
+    name=flip (an image, flipped horizontally) or name=S,S,... (the sign of each component in the mirror image;
+    a single Box observation is named obs, the action action). With it every update mirrors a random half of its
+    transitions, obs, action and next_obs together. Example (LaneFollow-v0, envs.lanefollow.CAMERA_MIRROR):
+    image=flip speed=1 steering=-1 action=-1,1. (): off."""
     final_init: float = 0.0
     """If > 0, final layers are initialised uniformly in [-final_init, final_init] (DDPG paper: 3e-3)."""
     num_critics: int = 2

@@ -31,6 +31,7 @@ from dpgkit.learn.categorical import suggest_support, warmup_support
 from dpgkit.learn.learner import first_q
 from dpgkit.nets import FLAT_INPUTS
 from dpgkit.nets.spec import loaded_params, network_inputs
+from dpgkit.nets.torsos import ENCODER_KINDS
 from dpgkit.rate import calls_between, steps_per_call
 from dpgkit.replay import FramedReplay, PrioritizedReplay, ReplayBuffer, frame_bytes, framed_leaves, with_ids
 
@@ -60,7 +61,10 @@ def learner_spec(config: Config, action_dim: int, obs=None) -> LearnerSpec:
             config.encoder_trainable,
         )
     )
+    mirror_inputs, mirror_action = mirror_signs(config.mirror, inputs, action_dim, obs)
     derived = {
+        "mirror_inputs": mirror_inputs,
+        "mirror_action": mirror_action,
         "action_dim": action_dim,
         "actor_hidden": actor_hidden,
         "critic_hidden": critic_hidden,
@@ -73,6 +77,44 @@ def learner_spec(config: Config, action_dim: int, obs=None) -> LearnerSpec:
     }
     names = {f.name for f in dataclasses.fields(LearnerSpec)} - set(derived)
     return LearnerSpec(**derived, **{name: getattr(config, name) for name in names})
+
+
+def parse_mirror_entry(entry: str) -> tuple[str, tuple[float, ...] | None]:
+    """(name, signs) of a config.mirror entry name=S,S,... (each S 1 or -1), or (name, None) for name=flip."""
+    name, equals, value = entry.partition("=")
+    try:
+        signs = None if value == "flip" else tuple(float(v) for v in value.split(","))
+    except ValueError:
+        signs = ()
+    if not (equals and name) or signs == () or (signs and set(signs) - {-1.0, 1.0}):
+        raise ValueError(f"config.mirror: {entry!r} is not name=flip or name=S,S,... with each S 1 or -1")
+    return name, signs
+
+
+def mirror_signs(entries: tuple[str, ...], inputs, action_dim: int, obs=None):
+    """config.mirror as the learner takes it: ((input name, signs or None for a flip), ...) in input order, and
+    the action's signs; ((), ()) when off. Every input and the action must be named once, images flipped."""
+    if not entries:
+        return (), ()
+    parsed = dict(parse_mirror_entry(e) for e in entries)
+    names = [i.name for i in inputs] + ["action"]
+    if len(parsed) != len(entries) or sorted(parsed) != sorted(names):
+        raise ValueError(
+            f"config.mirror names {', '.join(parse_mirror_entry(e)[0] for e in entries)}: it needs each of "
+            f"{', '.join(names)} once"
+        )
+    shapes = {"action": (action_dim,)}
+    if obs is not None:
+        shapes |= {k: v.shape for k, v in obs.items()} if isinstance(obs, dict) else {names[0]: obs.shape}
+    for spec in inputs:
+        if (spec.torso.kind in ENCODER_KINDS) != (parsed[spec.name] is None):
+            raise ValueError(f"config.mirror: {spec.name}=flip is for image inputs, and image inputs need it")
+    for name, signs in parsed.items():
+        if signs is not None and name in shapes and len(signs) != shapes[name][-1]:
+            raise ValueError(
+                f"config.mirror: {name} has {shapes[name][-1]} component(s), {len(signs)} sign(s) given"
+            )
+    return tuple((i.name, parsed[i.name]) for i in inputs), parsed["action"]
 
 
 def declared_reward_range(env: gym.Env) -> tuple[float, float] | None:

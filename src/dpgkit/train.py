@@ -461,6 +461,7 @@ FIELDS_ADDED_LATER = (
     "encoder_actor_gradient",
     "frame_stack",
     "augment_shift",
+    "mirror",
     "checkpoint_seconds",
     "keep_checkpoints",
     "target_update_every",
@@ -501,7 +502,7 @@ def config_from_meta(config_class: type[Config], meta: dict, where: str = "check
         )
     if missing:
         raise ValueError(f"{where}: the config in meta.json has no field(s) {', '.join(missing)}")
-    for name in ("hidden", "actor_hidden", "critic_hidden", "torsos"):
+    for name in ("hidden", "actor_hidden", "critic_hidden", "torsos", "mirror"):
         if values.get(name) is not None:
             values[name] = tuple(values[name])
     return config_class(**values)

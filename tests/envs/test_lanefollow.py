@@ -182,7 +182,9 @@ def test_truncated_at_max_distance_and_at_the_step_cap():
         steps += 1
     assert info["distance"] >= 20.0 and steps < lf.step_cap(20.0)
     env.reset(seed=0, options={"road": straight_road()})
-    crawl = 0.3 / (0.5 * lf.V_MAX) - 1.0  # a set-point of 0.3 m/s: above the stall speed, below the cap's average
+    crawl = (
+        0.3 / (0.5 * lf.V_MAX) - 1.0
+    )  # a set-point of 0.3 m/s: above the stall speed, below the cap's average
     for step in range(1, lf.step_cap(20.0) + 1):
         _, _, terminated, truncated, info = env.step(np.array([0.0, crawl], np.float32))
         assert not terminated and truncated == (step == lf.step_cap(20.0))
@@ -205,7 +207,9 @@ def test_a_stalled_car_ends_a_training_episode_and_is_a_disengagement_in_test_mo
         assert not terminated and not truncated
         if info["disengagements"]:
             break
-    assert info["disengagements"] == 1 and env.speed == lf.INITIAL_SPEED and abs(info["lateral_offset"]) < 1e-9
+    assert (
+        info["disengagements"] == 1 and env.speed == lf.INITIAL_SPEED and abs(info["lateral_offset"]) < 1e-9
+    )
 
 
 def test_image_is_the_same_for_the_same_pose_and_changes_when_the_car_moves_or_turns():
@@ -328,7 +332,15 @@ def test_the_state_observation_is_the_pose_on_the_road():
     env.reset(seed=0, options={"road": road})
     obs = env.set_pose(*lf.pose_on_road(road, s, lateral, heading_error), speed=2.0, steering=-0.5)
     assert env.observation_space.contains(obs)
-    expected = [2 * lateral / PAINT["width"], heading_error, 2.0 / lf.V_MAX, -0.5, 10 / radius, 10 / radius, 0.0]
+    expected = [
+        2 * lateral / PAINT["width"],
+        heading_error,
+        2.0 / lf.V_MAX,
+        -0.5,
+        10 / radius,
+        10 / radius,
+        0.0,
+    ]
     np.testing.assert_allclose(obs, expected, atol=2e-3)
 
 
@@ -349,3 +361,51 @@ def test_the_state_env_drives_exactly_like_the_camera_env():
 def test_an_unknown_observation_kind_is_refused():
     with pytest.raises(ValueError, match="observation must be one of"):
         gym.make("LaneFollow-v0", observation="lidar")
+
+
+def mirror_of(entries: tuple[str, ...], obs, action):
+    """obs and action mirrored as config.mirror entries declare (images flipped, components times their signs)."""
+    from dpgkit.driver import parse_mirror_entry
+
+    signs = dict(parse_mirror_entry(e) for e in entries)
+
+    def one(x, s):
+        return x[:, ::-1] if s is None else x * np.asarray(s, x.dtype)
+
+    mirrored = (
+        {k: one(v, signs[k]) for k, v in obs.items()} if isinstance(obs, dict) else one(obs, signs["obs"])
+    )
+    return mirrored, one(np.asarray(action, np.float32), signs["action"])
+
+
+@pytest.mark.parametrize(
+    "env_id, entries", [("LaneFollow-v0", lf.CAMERA_MIRROR), (lf.STATE_ENV_ID, lf.STATE_MIRROR)]
+)
+def test_the_declared_mirror_is_the_env_on_the_mirrored_road(env_id, entries):
+    curvature = np.concatenate([np.full(100, 1 / 40), np.full(100, -1 / 30), np.zeros(100)])
+    roads = [lf.road_from_curvature(c, **PAINT) for c in (curvature, -curvature)]
+    envs = [gym.make(env_id).unwrapped for _ in roads]
+    for env, road in zip(envs, roads, strict=True):
+        env.reset(seed=0, options={"road": road})
+    obs = [
+        env.set_pose(*lf.pose_on_road(road, 6.0, sign * 0.4, sign * 0.1), speed=2.0, steering=sign * 0.3)
+        for env, road, sign in zip(envs, roads, (1, -1), strict=True)
+    ]
+    actions = np.random.default_rng(0).uniform(-1, 1, (40, 2)).astype(np.float32)
+    for action in actions:
+        expected, mirrored_action = mirror_of(entries, obs[0], action)
+        for got, want in zip(jax_leaves(obs[1]), jax_leaves(expected), strict=True):
+            atol = 1.0 if got.dtype == np.uint8 else 1e-4  # pixels may round the other way
+            np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32), atol=atol, rtol=0)
+        (obs[0], reward, done, *_), (obs[1], mirrored_reward, mirrored_done, *_) = (
+            envs[0].step(action),
+            envs[1].step(mirrored_action),
+        )
+        assert mirrored_reward == pytest.approx(reward, abs=1e-6) and mirrored_done == done
+        if done:
+            break
+    assert envs[0].s > 5.0  # the car drove on
+
+
+def jax_leaves(obs) -> list[np.ndarray]:
+    return [np.asarray(obs[k]) for k in sorted(obs)] if isinstance(obs, dict) else [np.asarray(obs)]

@@ -53,6 +53,12 @@ INITIAL_SPEED = 1.0
 OBSERVATIONS = ("pixels", "state")
 STATE_LOOKAHEAD = (0.0, 5.0, 10.0)
 """Metres ahead of the car at which the state observation gives the road's curvature."""
+CAMERA_MIRROR = ("image=flip", "speed=1", "steering=-1", "action=-1,1")
+"""config.mirror of LaneFollow-v0: the road, its markings and the camera are left-right symmetric, so the view of
+the mirrored road at the mirrored pose is the view flipped (up to the texture noise), steering changes sign, speed
+does not."""
+STATE_MIRROR = ("obs=" + ",".join(["-1", "-1", "1", "-1"] + ["-1"] * len(STATE_LOOKAHEAD)), "action=-1,1")
+"""config.mirror of LaneFollowState-v0: offset, heading error, steering and curvatures change sign, speed does not."""
 STALL_FRACTION = 0.1
 STALL_SPEED = 0.25
 STALL_STEPS = 30

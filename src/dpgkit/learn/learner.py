@@ -89,6 +89,8 @@ class LearnerSpec:
     shared_encoder: bool
     encoder_actor_gradient: bool
     augment_shift: int
+    mirror_inputs: tuple[tuple[str, tuple[float, ...] | None], ...]
+    mirror_action: tuple[float, ...]
 
     @property
     def support(self) -> jax.Array:
@@ -470,6 +472,30 @@ def augmented(spec: LearnerSpec, batches: Batch, key) -> Batch:
     )
 
 
+def mirror_where(flags, x, signs: tuple[float, ...] | None):
+    """x (K, B, ...) with the examples where flags (K, B) mirrored: an image (signs None) flipped horizontally,
+    a vector times signs."""
+    mirrored = x[..., ::-1, :] if signs is None else x * jnp.asarray(signs, x.dtype)
+    return jnp.where(flags.reshape(flags.shape + (1,) * (x.ndim - 2)), mirrored, x)
+
+
+def mirrored(spec: LearnerSpec, batches: Batch, key) -> Batch:
+    """Batches (K, B, ...) with a random half of their transitions replaced by their left-right mirror image
+    (spec.mirror_inputs, spec.mirror_action): obs, action and next_obs of a transition mirrored together."""
+    flags = jax.random.bernoulli(key, 0.5, batches.action.shape[:2])
+
+    def mirror_obs(obs):
+        if not isinstance(obs, dict):
+            return mirror_where(flags, obs, spec.mirror_inputs[0][1])
+        return obs | {name: mirror_where(flags, obs[name], signs) for name, signs in spec.mirror_inputs}
+
+    return batches._replace(
+        obs=mirror_obs(batches.obs),
+        action=mirror_where(flags, batches.action, spec.mirror_action),
+        next_obs=mirror_obs(batches.next_obs),
+    )
+
+
 def update_block(spec: LearnerSpec, state: LearnerState, batches: Batch, first_update):
     """K updates from batches stacked on axis 0, first_update the global index of the first.
 
@@ -483,6 +509,9 @@ def update_block(spec: LearnerSpec, state: LearnerState, batches: Batch, first_u
     if spec.augment_shift:
         key, shift_key = jax.random.split(state.key)
         state, batches = state._replace(key=key), augmented(spec, batches, shift_key)
+    if spec.mirror_action:
+        key, mirror_key = jax.random.split(state.key)
+        state, batches = state._replace(key=key), mirrored(spec, batches, mirror_key)
     if count % d == 0:
         groups = jax.tree_util.tree_map(lambda x: x.reshape((count // d, d) + x.shape[1:]), batches)
         state, (critic, actor, steps, priorities, outside) = jax.lax.scan(
