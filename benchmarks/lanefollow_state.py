@@ -5,7 +5,8 @@ Variants over the LaneFollowState-v0 DDPG preset: paper (Kendall et al.'s settin
 preset without the CNN: 250 updates after each episode, discount 0.9, one hidden layer of 8, 1-step returns, no
 pre-tanh penalty), u250 (the preset until 2026-12-07: the paper's 250 updates and discount 0.9 with
 preactivation_l2 1, hidden 64, 64, n_step 5) and preset (u250 with 1,000 updates after each episode and discount
-0.95). Each seed trains episode by episode and drives the 250 m test route
+0.95); mirror (the preset with config.mirror, the road's left-right symmetry: every update mirrors a random
+half of its transitions). Each seed trains episode by episode and drives the 250 m test route
 after each, up to --episodes, stopping at the first test without disengagement. A seed's rows go to
 benchmarks/results/lanefollow_state_<variant>_seed<S>.csv; a seed with rows is not run again. Writes a summary
 JSON with the command: per seed, the episodes until the first test with at most one disengagement and until
@@ -26,6 +27,7 @@ from pathlib import Path
 from drive_in_a_day import episodes_until, read_rows, tested_episodes, write_rows
 
 from dpgkit.algos import DDPG
+from dpgkit.envs.lanefollow import STATE_MIRROR
 
 ENV = "LaneFollowState-v0"
 PAPER = DDPG.default_config("LaneFollow-v0")
@@ -35,6 +37,7 @@ VARIANTS = {
     "paper": U250 | {"hidden": PAPER.hidden, "n_step": PAPER.n_step, "preactivation_l2": PAPER.preactivation_l2},
     "u250": U250,
     "preset": {},
+    "mirror": {"mirror": STATE_MIRROR},
 }
 
 
