@@ -11,6 +11,7 @@ first seed of a run).
 --variant dpgkit runs the learning agents with VARIANTS["dpgkit"] over the preset instead (their files are named
 <agent>-dpgkit). --vae-source, --vae-updates and --vae-beta change how the VAE is pretrained and --vae-trainable
 lets the agent fine-tune it (the VAE agent's files then carry them: vae-<source>-u<updates>-b<beta>[-trainable]).
+--pixels-variant V takes the pixel agent's rows (and runs) with VARIANTS[V] instead of --variant's.
 
 Each finished seed's rows go to benchmarks/results/drive_in_a_day_<agent>_seed<S>.csv (episode, training
 distance, training seconds, test distance and disengagements after that episode); a seed with committed rows is
@@ -393,6 +394,12 @@ def main() -> None:
     parser.add_argument(
         "--variant", choices=list(VARIANTS), default="paper", help="learning agents' settings"
     )
+    parser.add_argument(
+        "--pixels-variant",
+        choices=list(VARIANTS),
+        default=None,
+        help="the pixel agent's settings, when not --variant's (the VAE target compares against it)",
+    )
     args = parser.parse_args()
     pretraining = Pretraining(args.vae_source, args.vae_updates, args.vae_beta, args.vae_trainable)
     out, results_dir = Path(args.out), Path(args.results)
@@ -401,16 +408,15 @@ def main() -> None:
     started = time.perf_counter()
     results: dict[str, dict[int, list[dict]]] = {}
     for agent in AGENTS:
+        variant = args.pixels_variant if agent == "pixels" and args.pixels_variant else args.variant
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            path = (
-                results_dir / f"drive_in_a_day_{agent_name(agent, args.variant, pretraining)}_seed{seed}.csv"
-            )
+            path = results_dir / f"drive_in_a_day_{agent_name(agent, variant, pretraining)}_seed{seed}.csv"
             if not path.is_file() and agent in args.only:
                 print(f"{agent} seed {seed}", flush=True)
                 rows = (
                     baseline_rows(agent, seed)
                     if agent in ("random", "zero")
-                    else learning_rows(agent, seed, out, args.episodes, pretraining, args.variant)
+                    else learning_rows(agent, seed, out, args.episodes, pretraining, variant)
                 )
                 write_rows(path, rows)
             if path.is_file():
@@ -418,6 +424,7 @@ def main() -> None:
     summary = {
         "command": shlex.join([sys.executable, *sys.argv]),
         "variant": {"name": args.variant, "over_the_preset": VARIANTS[args.variant]},
+        "pixels_variant": args.pixels_variant or args.variant,
         "vae_pretraining": asdict(pretraining),
         "wall_seconds_this_call": round(time.perf_counter() - started, 1),
         "paper": PAPER,
@@ -425,7 +432,8 @@ def main() -> None:
         "agents": {a: {s: seed_summary(rows) for s, rows in seeds.items()} for a, seeds in results.items()},
     }
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    name = f"{args.variant}{pretraining.tag()}"
+    pixels_tag = f"-pixels-{args.pixels_variant}" if args.pixels_variant else ""
+    name = f"{args.variant}{pretraining.tag()}{pixels_tag}"
     (results_dir / f"drive_in_a_day_{name}_summary_{stamp}.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary["agents"], indent=1))
     print(f"plot: {plot(results, results_dir / f'drive_in_a_day_{name}.png')}")
