@@ -176,6 +176,8 @@ def test_other_features_train_on_pendulum(tmp_path, features):
         ({"value_features": "cubic"}, "unknown value_features"),
         ({"explore": "ou"}, "config.explore='ou' is not used by DPG"),
         ({"n_step": 3}, "config.n_step=3 is not used by DPG"),
+        ({"mirror": ("obs=1,1,1", "action=-1")}, "config.mirror=.* is not used by DPG"),
+        ({"augment_shift": 4}, "config.augment_shift=4 is not used by DPG"),
     ],
 )
 def test_bad_settings_are_named(tmp_path, overrides, message):

@@ -61,6 +61,12 @@ def check_dpg_config(config: DPGConfig) -> None:
             "as its own copies collect it, with no replay for Ray workers to fill; use DDPG, TD3 or D4PG for "
             "collect 'ray'"
         )
+    for name in ("augment_shift", "mirror"):
+        if getattr(config, name):
+            raise ValueError(
+                f"config.{name}={getattr(config, name)!r} is not used by DPG: it augments batches drawn from a "
+                "replay, and DPG learns from each transition as it comes"
+            )
     if config.explore != "gaussian":
         raise ValueError(
             f"config.explore={config.explore!r} is not used by DPG: its exploration is config.behaviour "
