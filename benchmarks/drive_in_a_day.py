@@ -126,8 +126,8 @@ dpgkit: HER's pre-tanh penalty against the saturated steering, two hidden layers
 let DDPG learn on LaneFollowState-v0 within a few episodes, RESULTS.md). dpgkit-u1000: also 1,000 updates after
 each episode (the paper's 250 x 4) and discount 0.95 (on LaneFollowState-v0 the median first clean test falls
 from 10 to 3.5 episodes over 10 seeds, RESULTS.md). dpgkit-u1000-ln: also Acme's LayerNormMLP torso (tried
-against the frozen VAE agent's unstable seeds: no better, RESULTS.md). dpgkit-mirror, dpgkit-u1000-mirror: also every update
-mirrors a random half of its transitions left-right (config.mirror, the road's symmetry: twice the data)."""
+against the frozen VAE agent's unstable seeds: no better, RESULTS.md). dpgkit-mirror, dpgkit-u1000-mirror: also
+every update mirrors a random half of its transitions left-right (config.mirror, the road's symmetry)."""
 
 
 def baseline_rows(agent: str, seed: int) -> list[dict]:

@@ -394,7 +394,7 @@ def test_a_wrong_mirror_is_refused_with_what_is_wrong(mirror, message):
         spec_for(obs, mirror=mirror)
 
 
-def test_training_with_the_mirror_updates_and_resumes(tmp_path):
+def test_training_with_the_mirror_compiles_it_and_saves_it_with_the_config(tmp_path):
     from dpgkit.envs.lanefollow import STATE_ENV_ID, STATE_MIRROR
 
     agent = DDPG(STATE_ENV_ID, seed=0, run_dir=str(tmp_path), total_steps=200, mirror=STATE_MIRROR, **SMALL)

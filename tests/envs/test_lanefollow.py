@@ -6,12 +6,18 @@ import math
 import warnings
 
 import gymnasium as gym
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
 import dpgkit.envs  # noqa: F401  (registers LaneFollow-v0)
+from dpgkit.config import DDPGConfig
+from dpgkit.driver import learner_spec
 from dpgkit.envs import lanefollow as lf
+from dpgkit.envs import obs_spec
+from dpgkit.learn.learner import mirror_where
 
 PAINT = {
     "marking_color": (240.0, 200.0, 20.0),
@@ -182,9 +188,7 @@ def test_truncated_at_max_distance_and_at_the_step_cap():
         steps += 1
     assert info["distance"] >= 20.0 and steps < lf.step_cap(20.0)
     env.reset(seed=0, options={"road": straight_road()})
-    crawl = (
-        0.3 / (0.5 * lf.V_MAX) - 1.0
-    )  # a set-point of 0.3 m/s: above the stall speed, below the cap's average
+    crawl = 0.3 / (0.5 * lf.V_MAX) - 1.0  # a set-point of 0.3 m/s: above the stall speed, below the cap's average
     for step in range(1, lf.step_cap(20.0) + 1):
         _, _, terminated, truncated, info = env.step(np.array([0.0, crawl], np.float32))
         assert not terminated and truncated == (step == lf.step_cap(20.0))
@@ -207,9 +211,7 @@ def test_a_stalled_car_ends_a_training_episode_and_is_a_disengagement_in_test_mo
         assert not terminated and not truncated
         if info["disengagements"]:
             break
-    assert (
-        info["disengagements"] == 1 and env.speed == lf.INITIAL_SPEED and abs(info["lateral_offset"]) < 1e-9
-    )
+    assert info["disengagements"] == 1 and env.speed == lf.INITIAL_SPEED and abs(info["lateral_offset"]) < 1e-9
 
 
 def test_image_is_the_same_for_the_same_pose_and_changes_when_the_car_moves_or_turns():
@@ -332,15 +334,7 @@ def test_the_state_observation_is_the_pose_on_the_road():
     env.reset(seed=0, options={"road": road})
     obs = env.set_pose(*lf.pose_on_road(road, s, lateral, heading_error), speed=2.0, steering=-0.5)
     assert env.observation_space.contains(obs)
-    expected = [
-        2 * lateral / PAINT["width"],
-        heading_error,
-        2.0 / lf.V_MAX,
-        -0.5,
-        10 / radius,
-        10 / radius,
-        0.0,
-    ]
+    expected = [2 * lateral / PAINT["width"], heading_error, 2.0 / lf.V_MAX, -0.5, 10 / radius, 10 / radius, 0.0]
     np.testing.assert_allclose(obs, expected, atol=2e-3)
 
 
@@ -363,19 +357,16 @@ def test_an_unknown_observation_kind_is_refused():
         gym.make("LaneFollow-v0", observation="lidar")
 
 
-def mirror_of(entries: tuple[str, ...], obs, action):
-    """obs and action mirrored as config.mirror entries declare (images flipped, components times their signs)."""
-    from dpgkit.driver import parse_mirror_entry
+def mirror_of(spec, obs, action):
+    """obs and action mirrored as the learner mirrors them (learner.mirror_where with the spec's parsed mirror)."""
+    flags = np.ones((1, 1), bool)
 
-    signs = dict(parse_mirror_entry(e) for e in entries)
+    def one(x, signs):
+        return np.asarray(mirror_where(flags, jnp.asarray(x)[None, None], signs)[0, 0])
 
-    def one(x, s):
-        return x[:, ::-1] if s is None else x * np.asarray(s, x.dtype)
-
-    mirrored = (
-        {k: one(v, signs[k]) for k, v in obs.items()} if isinstance(obs, dict) else one(obs, signs["obs"])
-    )
-    return mirrored, one(np.asarray(action, np.float32), signs["action"])
+    names = dict(spec.mirror_inputs)
+    mirrored = {k: one(v, names[k]) for k, v in obs.items()} if isinstance(obs, dict) else one(obs, names["obs"])
+    return mirrored, one(action, spec.mirror_action)
 
 
 @pytest.mark.parametrize(
@@ -385,6 +376,7 @@ def test_the_declared_mirror_is_the_env_on_the_mirrored_road(env_id, entries):
     curvature = np.concatenate([np.full(100, 1 / 40), np.full(100, -1 / 30), np.zeros(100)])
     roads = [lf.road_from_curvature(c, **PAINT) for c in (curvature, -curvature)]
     envs = [gym.make(env_id).unwrapped for _ in roads]
+    spec = learner_spec(DDPGConfig(mirror=entries), 2, obs_spec(envs[0].observation_space))
     for env, road in zip(envs, roads, strict=True):
         env.reset(seed=0, options={"road": road})
     obs = [
@@ -393,8 +385,8 @@ def test_the_declared_mirror_is_the_env_on_the_mirrored_road(env_id, entries):
     ]
     actions = np.random.default_rng(0).uniform(-1, 1, (40, 2)).astype(np.float32)
     for action in actions:
-        expected, mirrored_action = mirror_of(entries, obs[0], action)
-        for got, want in zip(jax_leaves(obs[1]), jax_leaves(expected), strict=True):
+        expected, mirrored_action = mirror_of(spec, obs[0], action)
+        for got, want in zip(jax.tree.leaves(obs[1]), jax.tree.leaves(expected), strict=True):
             atol = 1.0 if got.dtype == np.uint8 else 1e-4  # pixels may round the other way
             np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32), atol=atol, rtol=0)
         (obs[0], reward, done, *_), (obs[1], mirrored_reward, mirrored_done, *_) = (
@@ -405,7 +397,3 @@ def test_the_declared_mirror_is_the_env_on_the_mirrored_road(env_id, entries):
         if done:
             break
     assert envs[0].s > 5.0  # the car drove on
-
-
-def jax_leaves(obs) -> list[np.ndarray]:
-    return [np.asarray(obs[k]) for k in sorted(obs)] if isinstance(obs, dict) else [np.asarray(obs)]
